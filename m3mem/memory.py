@@ -1,0 +1,163 @@
+"""A memory opened once: graph + SQLite store + vector index, written one clip at a time.
+
+    with Memory.open("video.m3mem", embedder, create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as clip:
+            face = clip.add_entity("face", face_embeddings, [jpeg_bytes])
+            clip.add_text("episodic", f"<face_{face}> waves at the camera.")
+        hits = mem.retriever().search("Who waved?")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from m3mem.graph import GraphConfig, MemoryGraph, TextResult
+from m3mem.index import IndexConfig, TextIndex
+from m3mem.store import MemoryFileError, Store
+from models.base import TextEmbedder
+
+log = logging.getLogger(__name__)
+
+
+class Memory:
+    """One video's memory. Reads come from RAM; every clip is one database transaction."""
+
+    def __init__(self, store: Store, graph: MemoryGraph, embedder: TextEmbedder | None,
+                 index_config: IndexConfig | None = None):
+        self.store = store
+        self.graph = graph
+        self.embedder = embedder
+        self.index_config = index_config
+        self.index: TextIndex | None = None
+        self._index_graph()
+
+    @classmethod
+    def open(cls, path: str | Path, embedder: TextEmbedder | None = None, create: bool = False,
+             config: GraphConfig | None = None, index_config: IndexConfig | None = None) -> "Memory":
+        """Open (or with ``create`` make) the memory at ``path``.
+
+        Raises MemoryFileError for a missing, foreign, too-new or damaged file, and ValueError
+        when ``embedder`` produces embeddings of another dimension than the memory holds.
+        """
+        store = Store.open(path, create=create)
+        try:
+            graph = store.load(config)
+            text_dim = graph.dims.get("text")
+            if embedder is not None and text_dim is not None and embedder.dim != text_dim:
+                raise ValueError(f"{path}: memory holds {text_dim}-d text embeddings, "
+                                 f"the text embedder makes {embedder.dim}-d ones")
+            return cls(store, graph, embedder, index_config)
+        except BaseException:
+            store.close()
+            raise
+
+    def _index_graph(self) -> None:
+        dim = self.graph.dims.get("text")
+        if dim is None:
+            return
+        self.index = TextIndex(dim, self.index_config)
+        ids = sorted(self.graph.texts)
+        if ids:
+            nodes = [self.graph.texts[i] for i in ids]
+            self.index.add(np.array(ids), np.array([n.clip for n in nodes]),
+                           np.stack([n.embedding for n in nodes]))
+
+    # --------------------------------------------------------------- writing
+    def completed_clips(self) -> set[int]:
+        return set(self.graph.clips)
+
+    def clip(self, clip: int, start: float, end: float) -> "ClipWriter":
+        """Context manager writing one clip atomically; raises if the clip is already stored."""
+        if clip in self.graph.clips:
+            raise ValueError(f"clip {clip} is already in {self.store.path}")
+        return ClipWriter(self, clip, start, end)
+
+    def _commit(self) -> None:
+        changes = self.graph.drain_changes()
+        with self.store.transaction():
+            self.store.write(self.graph, changes)
+            self.store.write_characters(self.graph)
+        new = sorted(n for n in changes.nodes if n in self.graph.texts
+                     and (self.index is None or self.index.size == 0
+                          or n > self.index.node_ids[self.index.size - 1]))
+        if new:
+            if self.index is None:
+                self.index = TextIndex(self.graph.dims["text"], self.index_config)
+            nodes = [self.graph.texts[i] for i in new]
+            self.index.add(np.array(new), np.array([n.clip for n in nodes]),
+                           np.stack([n.embedding for n in nodes]))
+
+    def _rollback(self) -> None:
+        """Drop uncommitted in-RAM changes by reloading the committed state."""
+        self.graph = self.store.load(self.graph.config)
+        self._index_graph()
+
+    # --------------------------------------------------------------- reading
+    def retriever(self, **options):
+        from m3mem.retrieval import Retriever
+
+        return Retriever(self, **options)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if self.embedder is None:
+            raise RuntimeError("this memory was opened without a text embedder")
+        return self.embedder.embed([text])[0]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ClipWriter:
+    """Adds one clip's entities and memories; commits on exit, or rolls back on error."""
+
+    def __init__(self, memory: Memory, clip: int, start: float, end: float):
+        self.memory, self.clip, self.start, self.end = memory, clip, start, end
+        self.graph = memory.graph
+        self._texts: list[tuple[str, str, np.ndarray | None]] = []
+
+    def __enter__(self) -> "ClipWriter":
+        self.graph.add_clip(self.clip, self.start, self.end)
+        return self
+
+    def add_entity(self, kind: str, embeddings: np.ndarray, contents=()) -> int:
+        """New face/voice node; returns its id (use it as ``<face_ID>`` / ``<voice_ID>``)."""
+        return self.graph.add_entity(kind, embeddings, list(contents))
+
+    def update_entity(self, node_id: int, embeddings: np.ndarray, contents=()) -> None:
+        self.graph.update_entity(node_id, embeddings, list(contents))
+
+    def add_text(self, kind: str, text: str, embedding: np.ndarray | None = None) -> None:
+        """Queue a memory; texts without an embedding are embedded together at commit."""
+        self._texts.append((kind, text, embedding))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        mem = self.memory
+        if exc_type is None:
+            try:
+                self.results = self._flush()
+                mem._commit()
+                return
+            except BaseException:
+                mem._rollback()
+                raise
+        mem._rollback()
+
+    def _flush(self) -> list[TextResult]:
+        todo = [t for _, t, e in self._texts if e is None]
+        if todo and self.memory.embedder is None:
+            raise RuntimeError("memories without embeddings need a text embedder")
+        embedded = iter(self.memory.embedder.embed(todo)) if todo else iter(())
+        return [self.graph.add_text(kind, text, self.clip, next(embedded) if e is None else e)
+                for kind, text, e in self._texts]
+
+
+__all__ = ["Memory", "ClipWriter", "MemoryFileError"]

@@ -1,0 +1,207 @@
+"""Retrieval over a memory, with M3-Agent's modes.
+
+- clip-wise: score each clip by its text nodes (max / mean / sum), keep those above a threshold,
+  return the top-k clips' memories in time order, skipping clips already shown;
+- memory-wise: the top-k text nodes themselves (for "character id of ..." / "name of
+  <character_k>" questions);
+- entity-restricted: a query that mentions a character/face/voice only searches the memories
+  linked to those entities;
+- ``CLIP_n`` references return those clips directly;
+- ``before_clip``: only clips with a smaller index are visible (questions asked mid-video).
+
+Candidates come from the vector index; clips are then rescored exactly from their own nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from m3mem.mentions import clip_references, parse_mentions
+
+if TYPE_CHECKING:
+    from m3mem.memory import Memory
+
+Mode = Literal["max", "mean", "sum"]
+MEMORY_WISE_RE = re.compile(r"character\s*id|name of\s*<character_\d+>|<character_\d+>'s name",
+                            re.IGNORECASE)
+EXACT_SUBSET = 4096  # subsets up to this size are scored exactly instead of through the index
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    top_k: int = 5  # clips (clip-wise) or memories (memory-wise) to return
+    mode: Mode = "max"  # how a clip's node scores combine
+    threshold: float = 0.0  # clips/memories scoring below this are dropped
+    before_clip: int | None = None  # only clips with index < before_clip are visible
+    exclude_clips: frozenset[int] = frozenset()  # clips already shown to the agent
+    depth: int = 64  # index candidates fetched per round of clip-wise search
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "mean", "sum"):
+            raise ValueError(f"mode must be max, mean or sum, got {self.mode!r}")
+        if self.top_k < 1 or self.depth < 1:
+            raise ValueError("top_k and depth must be >= 1")
+
+
+@dataclass
+class ClipHit:
+    clip: int
+    start: float  # seconds
+    end: float  # seconds
+    score: float
+    memories: list[str]  # translated to <character_N>
+
+
+@dataclass
+class MemoryHit:
+    node_id: int
+    clip: int
+    start: float
+    end: float
+    kind: str
+    score: float
+    text: str  # translated to <character_N>
+
+
+@dataclass
+class SearchResult:
+    query: str
+    route: str  # "clips" | "memories" | "clip_refs"
+    clips: list[ClipHit] = field(default_factory=list)
+    memories: list[MemoryHit] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """``{"CLIP_n": [memories...]}`` in time order (memory-wise hits grouped by clip)."""
+        if self.clips:
+            return {f"CLIP_{h.clip}": h.memories for h in self.clips}
+        out: dict[str, list[str]] = {}
+        for m in sorted(self.memories, key=lambda m: (m.clip, m.node_id)):
+            out.setdefault(f"CLIP_{m.clip}", []).append(m.text)
+        return out
+
+
+class Retriever:
+    """Searches one open memory. Cheap to create; holds no state between searches."""
+
+    def __init__(self, memory: "Memory"):
+        self.memory = memory
+
+    @property
+    def graph(self):
+        return self.memory.graph
+
+    def search(self, query: str, options: SearchOptions = SearchOptions(),
+               embedding: np.ndarray | None = None) -> SearchResult:
+        """Route a query the way M3-Agent does and run it."""
+        refs = clip_references(query)
+        if refs:
+            return self.clips_by_index(query, refs, options)
+        if MEMORY_WISE_RE.search(query):
+            return self.memory_search(query, options, embedding)
+        return self.clip_search(query, options, embedding)
+
+    # ------------------------------------------------------------- routes
+    def clips_by_index(self, query: str, clips: list[int], options: SearchOptions) -> SearchResult:
+        hits = [self._hit(c, float("nan")) for c in sorted(set(clips))
+                if c in self.graph.clips and self._visible(c, options)]
+        return SearchResult(query, "clip_refs", clips=hits)
+
+    def clip_search(self, query: str, options: SearchOptions = SearchOptions(),
+                    embedding: np.ndarray | None = None) -> SearchResult:
+        q = self._embed(query, embedding)
+        index = self.memory.index
+        if index is None or index.size == 0:
+            return SearchResult(query, "clips")
+        subset, mask = self._scope(query, options)
+        scores: dict[int, float] = {}
+        depth = options.depth
+        while True:
+            s, pos = self._nodes(q, depth, subset, mask)
+            scores = {}
+            for score, p in zip(s.tolist(), pos.tolist()):
+                c = int(index.clips[p])
+                if c not in scores:  # results come best first: the first is the clip's max
+                    scores[c] = score
+            exhausted = len(pos) < depth
+            if len(scores) >= options.top_k or exhausted:
+                break
+            depth *= 4
+        if options.mode != "max":
+            scores = {c: self._clip_score(q, c, subset, options.mode) for c in scores}
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        chosen = [c for c, s in ranked if s >= options.threshold][: options.top_k]
+        return SearchResult(query, "clips", clips=[self._hit(c, scores[c]) for c in sorted(chosen)])
+
+    def memory_search(self, query: str, options: SearchOptions = SearchOptions(),
+                      embedding: np.ndarray | None = None) -> SearchResult:
+        q = self._embed(query, embedding)
+        if self.memory.index is None or self.memory.index.size == 0:
+            return SearchResult(query, "memories")
+        subset, mask = self._scope(query, options)
+        s, pos = self._nodes(q, options.top_k, subset, mask)
+        hits = []
+        for score, p in zip(s.tolist(), pos.tolist()):
+            if score < options.threshold:
+                continue
+            node = self.graph.texts[int(self.memory.index.node_ids[p])]
+            hits.append(MemoryHit(node.id, node.clip, node.start, node.end, node.kind, score,
+                                  self.graph.translate(node.text)))
+        return SearchResult(query, "memories", memories=hits)
+
+    # ------------------------------------------------------------ helpers
+    def _embed(self, query: str, embedding: np.ndarray | None) -> np.ndarray:
+        q = self.memory.embed_query(query) if embedding is None else np.asarray(embedding, np.float32)
+        dim = self.memory.index.dim if self.memory.index is not None else len(q)
+        if q.shape != (dim,):
+            raise ValueError(f"query embedding has shape {q.shape}, this memory uses ({dim},)")
+        return q / max(float(np.linalg.norm(q)), 1e-12)
+
+    def _visible(self, clip: int, options: SearchOptions) -> bool:
+        before = options.before_clip
+        return (before is None or clip < before) and clip not in options.exclude_clips
+
+    def _scope(self, query: str, options: SearchOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(positions the query is restricted to, or None; boolean mask of visible positions, or None)."""
+        index = self.memory.index
+        mask = None
+        if options.before_clip is not None or options.exclude_clips:
+            clips = index.clips[: index.size]
+            mask = np.ones(index.size, bool)
+            if options.before_clip is not None:
+                mask &= clips < options.before_clip
+            if options.exclude_clips:
+                mask &= ~np.isin(clips, np.fromiter(options.exclude_clips, np.int64))
+        subset = None
+        if any(m.kind in ("face", "voice", "character") for m in parse_mentions(query)):
+            entities = self.graph.resolve_query(query)
+            subset = index.positions(self.graph.texts_of_entities(entities))
+            if mask is not None:
+                subset = subset[mask[subset]]
+        return subset, mask
+
+    def _nodes(self, q: np.ndarray, k: int, subset: np.ndarray | None, mask: np.ndarray | None):
+        index = self.memory.index
+        if subset is None:
+            return index.search(q, k, mask)
+        if len(subset) <= EXACT_SUBSET:
+            return index.score_subset(q, subset, k)
+        allowed = np.zeros(index.size, bool)
+        allowed[subset] = True
+        return index.search(q, k, allowed)
+
+    def _clip_score(self, q: np.ndarray, clip: int, subset: np.ndarray | None, mode: Mode) -> float:
+        index = self.memory.index
+        pos = index.positions(self.graph.clip_texts[clip])
+        if subset is not None:
+            pos = np.intersect1d(pos, subset)
+        s = index.vectors[pos] @ q
+        return float(s.sum() if mode == "sum" else s.mean())
+
+    def _hit(self, clip: int, score: float) -> ClipHit:
+        start, end = self.graph.clips[clip]
+        texts = [self.graph.translate(self.graph.texts[n].text) for n in self.graph.clip_texts[clip]]
+        return ClipHit(clip, start, end, score, texts)

@@ -1,0 +1,202 @@
+"""SQLite storage of a memory graph: one file per memory, versioned schema, one transaction per clip.
+
+No pickle: embeddings are raw little-endian float32 blobs, everything else is plain columns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from m3mem.graph import Changes, EntityNode, GraphConfig, MemoryGraph, TextNode
+
+FORMAT = "m3mem-memory"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE clips (
+    clip INTEGER PRIMARY KEY, start REAL NOT NULL, end REAL NOT NULL);
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, birth INTEGER NOT NULL,
+    dim INTEGER NOT NULL, embeddings BLOB NOT NULL);
+CREATE TABLE entity_contents (
+    entity INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (entity, idx));
+CREATE TABLE texts (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, clip INTEGER NOT NULL, text TEXT NOT NULL,
+    entities TEXT NOT NULL, embedding BLOB NOT NULL);
+CREATE INDEX texts_by_clip ON texts (clip);
+CREATE TABLE edges (
+    text INTEGER NOT NULL, entity INTEGER NOT NULL, weight REAL NOT NULL,
+    PRIMARY KEY (text, entity)) WITHOUT ROWID;
+CREATE TABLE characters (entity INTEGER PRIMARY KEY, character INTEGER NOT NULL);
+"""
+
+
+class MemoryFileError(RuntimeError):
+    """A memory file is missing, not an m3mem memory, too new, or damaged."""
+
+
+class Store:
+    """One memory database. ``open`` checks it; ``load`` rebuilds the graph; ``write`` commits."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection):
+        self.path = Path(path)
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = False) -> "Store":
+        """Open ``path``; with ``create`` a missing file becomes an empty memory."""
+        path = Path(path)
+        exists = path.exists()
+        if not exists and not create:
+            raise MemoryFileError(f"{path}: no such memory file")
+        if exists and not path.is_file():
+            raise MemoryFileError(f"{path}: is not a file")
+        if not exists:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(path, conn)
+            if not exists or store._is_empty():
+                store._create()
+            store._check()
+        except sqlite3.DatabaseError as e:
+            raise MemoryFileError(f"{path}: not a readable m3mem memory ({e})") from e
+        return store
+
+    def _is_empty(self) -> bool:
+        return self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+    def _create(self) -> None:
+        with self.transaction():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self.conn.execute(stmt)
+            self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                  [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
+
+    def _check(self) -> None:
+        try:
+            meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+        except sqlite3.DatabaseError as e:
+            raise MemoryFileError(f"{self.path}: not an m3mem memory (no meta table)") from e
+        if meta.get("format") != FORMAT:
+            raise MemoryFileError(f"{self.path}: not an m3mem memory (format {meta.get('format')!r})")
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise MemoryFileError(
+                f"{self.path}: schema version {version} is newer than this m3mem supports "
+                f"({SCHEMA_VERSION}); upgrade m3mem")
+        if version < 1:
+            raise MemoryFileError(f"{self.path}: unknown schema version {version}")
+
+    def transaction(self) -> "_Txn":
+        return _Txn(self.conn)
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def completed_clips(self) -> set[int]:
+        """Clip indices whose memories are committed (the resume point)."""
+        return {r[0] for r in self.conn.execute("SELECT clip FROM clips")}
+
+    # ------------------------------------------------------------------ load
+    def load(self, config: GraphConfig | None = None) -> MemoryGraph:
+        """Rebuild the graph exactly as it was committed."""
+        try:
+            return self._load(config)
+        except sqlite3.DatabaseError as e:
+            raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({e})") from e
+
+    def _load(self, config: GraphConfig | None) -> MemoryGraph:
+        dims = json.loads(self.get_meta("dims") or "{}")
+        graph = MemoryGraph(config, dims)
+        for clip, start, end in self.conn.execute("SELECT clip, start, end FROM clips ORDER BY clip"):
+            graph.clips[clip] = (start, end)
+            graph.clip_texts[clip] = []
+        contents: dict[int, list[bytes | str]] = {}
+        for entity, data in self.conn.execute(
+                "SELECT entity, data FROM entity_contents ORDER BY entity, idx"):
+            contents.setdefault(entity, []).append(data)
+        for nid, kind, birth, dim, blob in self.conn.execute(
+                "SELECT id, kind, birth, dim, embeddings FROM entities ORDER BY id"):
+            emb = np.frombuffer(blob, "<f4").reshape(-1, dim).astype(np.float32)
+            graph.restore_entity(EntityNode(nid, kind, birth, emb, contents.get(nid, [])))
+        for nid, kind, clip, text, ents, blob in self.conn.execute(
+                "SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id"):
+            start, end = graph.clips[clip]
+            emb = np.frombuffer(blob, "<f4").astype(np.float32)
+            graph.restore_text(TextNode(nid, kind, text, clip, start, end, emb,
+                                        tuple(json.loads(ents))))
+        for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
+            graph.restore_edge(text, entity, weight)
+        next_id = self.get_meta("next_id")
+        if next_id is not None:
+            graph.next_id = max(graph.next_id, int(next_id))
+        graph.drain_changes()
+        return graph
+
+    # ----------------------------------------------------------------- write
+    def write(self, graph: MemoryGraph, changes: Changes) -> None:
+        """Write what ``changes`` names from ``graph``; call inside ``transaction()``."""
+        c = self.conn
+        c.executemany("INSERT OR REPLACE INTO clips VALUES (?, ?, ?)",
+                      [(k, *graph.clips[k]) for k in sorted(changes.clips)])
+        for nid in sorted(changes.nodes):
+            if nid in graph.entities:
+                e = graph.entities[nid]
+                c.execute("INSERT OR REPLACE INTO entities VALUES (?, ?, ?, ?, ?)",
+                          (nid, e.kind, e.birth, e.embeddings.shape[1],
+                           e.embeddings.astype("<f4").tobytes()))
+                c.execute("DELETE FROM entity_contents WHERE entity = ?", (nid,))
+                c.executemany("INSERT INTO entity_contents VALUES (?, ?, ?)",
+                              [(nid, i, d) for i, d in enumerate(e.contents)])
+        c.executemany(
+            "INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?, ?, ?)",
+            [(t.id, t.kind, t.clip, t.text, json.dumps(list(t.entities)),
+              t.embedding.astype("<f4").tobytes())
+             for t in (graph.texts[n] for n in sorted(changes.nodes) if n in graph.texts)])
+        upserts, deletes = [], []
+        for text, entity in sorted(changes.edges):
+            w = graph.adj[text].get(entity)
+            (upserts if w is not None else deletes).append(
+                (text, entity, w) if w is not None else (text, entity))
+        c.executemany("INSERT OR REPLACE INTO edges VALUES (?, ?, ?)", upserts)
+        c.executemany("DELETE FROM edges WHERE text = ? AND entity = ?", deletes)
+        self.set_meta("dims", json.dumps(graph.dims, sort_keys=True))
+        self.set_meta("next_id", str(graph.next_id))
+
+    def write_characters(self, graph: MemoryGraph) -> None:
+        """Replace the stored entity -> character table (derived; kept for outside readers)."""
+        self.conn.execute("DELETE FROM characters")
+        self.conn.executemany("INSERT INTO characters VALUES (?, ?)",
+                              [(e, graph.character_of(e)) for e in sorted(graph.entities)])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Txn:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` when the block raises."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

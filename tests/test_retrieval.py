@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+
+from m3mem.index import IndexConfig
+from m3mem.memory import Memory
+from m3mem.retrieval import SearchOptions
+
+from conftest import unit
+
+DIM = 64
+
+
+def _memory(tmp_path, clips: int = 20, index_config: IndexConfig | None = None, seed: int = 0):
+    """Memory with a face per clip parity and one planted 'needle' node per clip.
+
+    Clip c holds random memories plus one whose embedding is e_c (orthonormal directions),
+    so a query along e_c must find clip c.
+    """
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((DIM, clips)))[0].T.astype(np.float32)  # orthonormal
+    mem = Memory.open(tmp_path / "m.m3mem", None, create=True, index_config=index_config)
+    with mem.clip(0, 0, 30) as w:
+        faces = [w.add_entity("face", rng.standard_normal((1, 8))) for _ in range(2)]
+        w.add_text("episodic", f"<face_{faces[0]}> opens the door", basis[0])
+    for c in range(1, clips):
+        with mem.clip(c, c * 30.0, c * 30.0 + 30.0) as w:
+            f = faces[c % 2]
+            for _ in range(4):
+                w.add_text("episodic", f"<face_{f}> noise {c}", unit(rng, DIM) * 0.1 + unit(rng, DIM))
+            w.add_text("episodic", f"<face_{f}> needle {c}", basis[c])
+    return mem, basis, faces
+
+
+def test_clip_search_finds_planted_clip_in_time_order(tmp_path):
+    mem, basis, _ = _memory(tmp_path)
+    r = mem.retriever().clip_search("q", SearchOptions(top_k=3), embedding=basis[7] + 0.8 * basis[12])
+    clips = [h.clip for h in r.clips]
+    assert 7 in clips and 12 in clips and clips == sorted(clips)
+    hit = next(h for h in r.clips if h.clip == 7)
+    assert (hit.start, hit.end) == (210.0, 240.0)
+    assert "<character_1> needle 7" in hit.memories  # translated
+    assert r.as_dict()["CLIP_7"] == hit.memories
+
+
+@pytest.mark.parametrize("mode", ["max", "mean", "sum"])
+def test_modes_rank_the_planted_clip_first(tmp_path, mode):
+    mem, basis, _ = _memory(tmp_path)
+    r = mem.retriever().clip_search("q", SearchOptions(top_k=1, mode=mode), embedding=basis[5])
+    assert [h.clip for h in r.clips] == [5]
+    g, idx = mem.graph, mem.index
+    sims = np.array([idx.vectors[idx.positions([n])[0]] @ basis[5] for n in g.clip_texts[5]])
+    expected = {"max": sims.max(), "mean": sims.mean(), "sum": sims.sum()}[mode]
+    assert r.clips[0].score == pytest.approx(expected, rel=1e-5)
+
+
+def test_threshold_and_exclude_and_before_clip(tmp_path):
+    mem, basis, _ = _memory(tmp_path)
+    ret = mem.retriever()
+    assert ret.clip_search("q", SearchOptions(threshold=1.1), embedding=basis[5]).clips == []
+    r = ret.clip_search("q", SearchOptions(top_k=2, exclude_clips=frozenset({5})), embedding=basis[5])
+    assert 5 not in [h.clip for h in r.clips]
+    r = ret.clip_search("q", SearchOptions(top_k=5, before_clip=6), embedding=basis[15])
+    assert r.clips and all(h.clip < 6 for h in r.clips)
+    r = ret.memory_search("q", SearchOptions(top_k=10, before_clip=3), embedding=basis[15])
+    assert r.memories and all(m.clip < 3 for m in r.memories)
+
+
+def test_entity_restricted_search(tmp_path):
+    mem, basis, faces = _memory(tmp_path)
+    ret = mem.retriever()
+    # clip 7 (odd) belongs to face 1; restricting to face 0 must not return it
+    r = ret.clip_search(f"what does <face_{faces[0]}> do", SearchOptions(top_k=3), embedding=basis[7])
+    assert r.clips and all(h.clip % 2 == 0 for h in r.clips)
+    # character ids in queries resolve to their faces
+    ch = mem.graph.character_of(faces[1])
+    r = ret.clip_search(f"<character_{ch}>", SearchOptions(top_k=1), embedding=basis[7])
+    assert [h.clip for h in r.clips] == [7]
+
+
+def test_routes(tmp_path):
+    mem, basis, _ = _memory(tmp_path)
+    ret = mem.retriever()
+    r = ret.search("What happens in CLIP_3 and CLIP_4?", SearchOptions(before_clip=4))
+    assert r.route == "clip_refs" and [h.clip for h in r.clips] == [3]
+    r = ret.search("What is the character id of the man?", SearchOptions(top_k=3), embedding=basis[9])
+    assert r.route == "memories" and len(r.memories) == 3 and r.memories[0].clip == 9
+    r = ret.search("What is the name of <character_0>?", embedding=basis[9])
+    assert r.route == "memories"
+    assert ret.search("where is the needle", embedding=basis[2]).route == "clips"
+
+
+def test_hnsw_index_agrees_with_exact(tmp_path):
+    exact, basis, _ = _memory(tmp_path / "a", clips=60)
+    approx, _, _ = _memory(tmp_path / "b", clips=60, index_config=IndexConfig(hnsw_from=50))
+    assert exact.index.kind == "flat" and approx.index.kind == "hnsw"
+    for c in (3, 17, 42, 59):
+        for opts in (SearchOptions(top_k=1), SearchOptions(top_k=1, before_clip=c + 1),
+                     SearchOptions(top_k=1, exclude_clips=frozenset({c - 1}))):
+            a = exact.retriever().clip_search("q", opts, embedding=basis[c])
+            b = approx.retriever().clip_search("q", opts, embedding=basis[c])
+            assert [h.clip for h in a.clips] == [h.clip for h in b.clips] == [c]
+
+
+def test_incremental_index_matches_reopened(tmp_path):
+    mem, basis, _ = _memory(tmp_path, clips=10)
+    before = mem.retriever().clip_search("q", SearchOptions(top_k=3), embedding=basis[4])
+    mem.close()
+    with Memory.open(tmp_path / "m.m3mem") as again:
+        after = again.retriever().clip_search("q", SearchOptions(top_k=3), embedding=basis[4])
+    assert [(h.clip, round(h.score, 5)) for h in before.clips] == [(h.clip, round(h.score, 5)) for h in after.clips]
+
+
+def test_query_embedding_of_wrong_dimension(tmp_path):
+    mem, _, _ = _memory(tmp_path, clips=2)
+    with pytest.raises(ValueError, match="this memory uses"):
+        mem.retriever().clip_search("q", embedding=np.ones(DIM + 1))
+
+
+def test_empty_memory_returns_nothing(tmp_path, embedder):
+    with Memory.open(tmp_path / "e.m3mem", embedder, create=True) as mem:
+        assert mem.retriever().search("anything").clips == []
