@@ -135,6 +135,7 @@ class MemoryGraph:
         self._groups: dict[frozenset[int], _Rows] = {}  # semantic nodes by mentioned entity set
         self._equivalences: set[int] = set()
         self._characters: tuple[dict[int, int], dict[int, list[int]]] | None = None
+        self._translated: dict[int, str] = {}  # text node id -> translated text, per character map
         self._changes = Changes()
 
     # ----------------------------------------------------------------- entities
@@ -298,6 +299,7 @@ class MemoryGraph:
 
     def _character_maps(self) -> tuple[dict[int, int], dict[int, list[int]]]:
         if self._characters is None:
+            self._translated.clear()
             births = {i: e.birth for i, e in self.entities.items()}
             self._characters = build_characters(births, self._equivalence_pairs())
         return self._characters
@@ -328,6 +330,17 @@ class MemoryGraph:
             return None
 
         return substitute(text, _one)
+
+    def is_equivalence_node(self, node_id: int) -> bool:
+        return node_id in self._equivalences
+
+    def translated_text(self, node_id: int) -> str:
+        """A text node's memory as the agent reads it (cached until characters change)."""
+        self._character_maps()
+        out = self._translated.get(node_id)
+        if out is None:
+            out = self._translated[node_id] = self.translate(self.texts[node_id].text)
+        return out
 
     def resolve_query(self, text: str) -> list[int]:
         """Entity ids that a query's mentions refer to (characters expanded)."""

@@ -149,7 +149,7 @@ class Retriever:
                 continue
             node = self.graph.texts[int(self.memory.index.node_ids[p])]
             hits.append(MemoryHit(node.id, node.clip, node.start, node.end, node.kind, score,
-                                  self.graph.translate(node.text)))
+                                  self.graph.translated_text(node.id)))
         return SearchResult(query, "memories", memories=hits)
 
     # ------------------------------------------------------------ helpers
@@ -203,5 +203,7 @@ class Retriever:
 
     def _hit(self, clip: int, score: float) -> ClipHit:
         start, end = self.graph.clips[clip]
-        texts = [self.graph.translate(self.graph.texts[n].text) for n in self.graph.clip_texts[clip]]
+        # equivalence lines read "<character_1>, <character_1>" once translated: not shown
+        texts = [self.graph.translated_text(n) for n in self.graph.clip_texts[clip]
+                 if not self.graph.is_equivalence_node(n)]
         return ClipHit(clip, start, end, score, texts)

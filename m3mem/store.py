@@ -28,7 +28,8 @@ CREATE TABLE entity_contents (
     PRIMARY KEY (entity, idx));
 CREATE TABLE texts (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, clip INTEGER NOT NULL, text TEXT NOT NULL,
-    entities TEXT NOT NULL, embedding BLOB NOT NULL);
+    entities TEXT NOT NULL,  -- comma-separated entity ids mentioned when written
+    embedding BLOB NOT NULL);  -- little-endian float32
 CREATE INDEX texts_by_clip ON texts (clip);
 CREATE TABLE edges (
     text INTEGER NOT NULL, entity INTEGER NOT NULL, weight REAL NOT NULL,
@@ -139,7 +140,7 @@ class Store:
             start, end = graph.clips[clip]
             emb = np.frombuffer(blob, "<f4").astype(np.float32)
             graph.restore_text(TextNode(nid, kind, text, clip, start, end, emb,
-                                        tuple(json.loads(ents))))
+                                        tuple(map(int, ents.split(","))) if ents else ()))
         for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
             graph.restore_edge(text, entity, weight)
         next_id = self.get_meta("next_id")
@@ -165,7 +166,7 @@ class Store:
                               [(nid, i, d) for i, d in enumerate(e.contents)])
         c.executemany(
             "INSERT OR REPLACE INTO texts VALUES (?, ?, ?, ?, ?, ?)",
-            [(t.id, t.kind, t.clip, t.text, json.dumps(list(t.entities)),
+            [(t.id, t.kind, t.clip, t.text, ",".join(map(str, t.entities)),
               t.embedding.astype("<f4").tobytes())
              for t in (graph.texts[n] for n in sorted(changes.nodes) if n in graph.texts)])
         upserts, deletes = [], []

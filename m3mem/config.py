@@ -1,0 +1,66 @@
+"""Settings: defaults < ``--config`` TOML file < ``M3MEM_*`` environment variables < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    # retrieval
+    top_k: int = 5  # clips (or memories) returned per search
+    mode: str = "max"  # clip scoring: max, mean or sum
+    threshold: float = 0.0  # results scoring below this are dropped
+    # models
+    text_embedder: str = "minilm"  # "minilm" (packaged, offline) or a sentence-transformers folder
+    device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
+
+
+def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("bool"):
+            return value.lower() in ("1", "true", "yes", "on")
+    except ValueError:
+        raise ValueError(f"{source}: {field.name} must be {kind}, got {value!r}") from None
+    return value
+
+
+def load_settings(config: str | Path | None = None, flags: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge the sources; unknown keys in the file are an error (typos should not pass silently)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    byname = {f.name: f for f in fields(Settings)}
+    path = config or environ.get("M3MEM_CONFIG")
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML ({e})") from e
+        unknown = sorted(set(data) - set(byname))
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(byname)}")
+        values.update({k: _coerce(byname[k], v, str(path)) for k, v in data.items()})
+    for name, f in byname.items():
+        env = environ.get(f"M3MEM_{name.upper()}")
+        if env is not None:
+            values[name] = _coerce(f, env, f"M3MEM_{name.upper()}")
+    for name, value in (flags or {}).items():
+        if name in byname and value is not None:
+            values[name] = _coerce(byname[name], value, f"--{name.replace('_', '-')}")
+    return Settings(**values)
