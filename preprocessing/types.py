@@ -1,0 +1,64 @@
+"""What perception hands to the memorizer for one clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FaceCluster:
+    """One person seen in a clip (many frames, one cluster)."""
+
+    embeddings: np.ndarray  # (k, d) float32, L2-normalised, one per kept detection
+    times: list[float]  # seconds (video time) of each kept detection
+    boxes: np.ndarray  # (k, 4) x0, y0, x1, y1 in displayed-video pixels
+    crops: list[bytes]  # best few face crops, JPEG bytes
+    quality: float  # best detection quality (score x sharpness), for ordering
+
+    @property
+    def spans(self) -> list[tuple[float, float]]:
+        """Visible time spans, merging detections less than 2.5 s apart."""
+        out: list[list[float]] = []
+        for t in sorted(self.times):
+            if out and t - out[-1][1] <= 2.5:
+                out[-1][1] = t
+            else:
+                out.append([t, t])
+        return [(a, b) for a, b in out]
+
+
+@dataclass
+class Utterance:
+    start: float  # seconds, video time
+    end: float
+    text: str
+    speaker: int  # index into ClipPerception.voices, or -1 when unattributed
+
+
+@dataclass
+class VoiceCluster:
+    """One speaker heard in a clip."""
+
+    embeddings: np.ndarray  # (k, 256) float32 speaker embeddings of >= 1 s windows
+    spans: list[tuple[float, float]]  # speech windows, seconds, video time
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(b - a for a, b in self.spans))
+
+
+@dataclass
+class ClipPerception:
+    video: str
+    clip: int
+    start: float  # seconds
+    end: float
+    faces: list[FaceCluster] = field(default_factory=list)
+    voices: list[VoiceCluster] = field(default_factory=list)
+    utterances: list[Utterance] = field(default_factory=list)
+    scene_text: list[str] = field(default_factory=list)
+    has_audio: bool = True
+    keyframes: list[bytes] = field(default_factory=list)  # a few JPEG frames for VLM memorizers
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds spent

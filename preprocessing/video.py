@@ -1,0 +1,222 @@
+"""Video probing and streaming decode into fixed-length clips (PyAV; no ffmpeg binary needed).
+
+A clip is cut by decoding, not by keyframe copying, so its start/end seconds are exact. One pass
+over the file demuxes video and audio together and yields clips as soon as both streams have
+passed a clip's end, so an hour-long video is never held in memory at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+SAMPLE_RATE = 16_000
+
+
+class MediaError(RuntimeError):
+    """A video that cannot be opened or decoded; the message names the file (and clip)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    duration: float  # seconds
+    fps: float  # average frame rate (0 when there is no video stream)
+    width: int  # displayed width (after rotation)
+    height: int
+    rotation: int  # degrees clockwise the stored frames must be turned for display
+    has_video: bool
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    clip_seconds: float = 30.0  # window length
+    fps: float = 1.0  # frames sampled per second of video
+    max_side: int = 640  # sampled frames are downscaled so that max(width, height) <= this
+    sample_rate: int = SAMPLE_RATE  # audio rate, mono float32
+
+    def __post_init__(self) -> None:
+        if self.clip_seconds <= 0 or self.fps <= 0 or self.max_side < 32:
+            raise ValueError(f"bad decode options {self}")
+
+
+@dataclass
+class Clip:
+    index: int
+    start: float  # seconds from the start of the video
+    end: float  # seconds
+    frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8 (h, w, 3), display orientation
+    frame_times: list[float] = field(default_factory=list)  # seconds, video time
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n,) 16 kHz mono
+    scale: float = 1.0  # sampled frame size / displayed size
+
+
+def _open(path: Path):
+    import av
+
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if not path.is_file():
+        raise MediaError(f"{path}: is not a file")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path}: cannot open as a video ({e})") from e
+
+
+def _rotation(container, stream) -> int:
+    """Clockwise display rotation from the ``rotate`` tag or the first frame's display matrix."""
+    value = stream.metadata.get("rotate")
+    if value:
+        return int(float(value)) % 360
+    for frame in container.decode(stream):
+        # PyAV reports the display matrix angle counter-clockwise
+        return (-int(round(getattr(frame, "rotation", 0) or 0))) % 360
+    return 0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Duration, frame rate, size, rotation and which streams exist."""
+    path = Path(path)
+    with _open(path) as container:
+        v = container.streams.video[0] if container.streams.video else None
+        a = container.streams.audio[0] if container.streams.audio else None
+        if v is None and a is None:
+            raise MediaError(f"{path}: has neither video nor audio")
+        duration = 0.0
+        if container.duration:
+            duration = container.duration / 1_000_000
+        for s in (v, a):
+            if s is not None and s.duration and s.time_base:
+                duration = max(duration, float(s.duration * s.time_base))
+        rot = _rotation(container, v) if v is not None else 0
+        w, h = (v.codec_context.width, v.codec_context.height) if v is not None else (0, 0)
+        if rot in (90, 270):
+            w, h = h, w
+        fps = float(v.average_rate) if v is not None and v.average_rate else 0.0
+        if duration <= 0:
+            raise MediaError(f"{path}: unknown or zero duration")
+        return VideoInfo(path, duration, fps, w, h, rot, v is not None, a is not None)
+
+
+def clip_windows(duration: float, clip_seconds: float) -> list[tuple[int, float, float]]:
+    """(index, start, end) windows covering ``duration``; a tail under 1 s joins the last clip."""
+    n = max(1, math.ceil(duration / clip_seconds - 1e-9))
+    if n > 1 and duration - (n - 1) * clip_seconds < 1.0:
+        n -= 1
+    return [(i, i * clip_seconds, duration if i == n - 1 else (i + 1) * clip_seconds)
+            for i in range(n)]
+
+
+def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
+               skip: set[int] | frozenset[int] = frozenset()) -> Iterator[Clip]:
+    """Decode ``path`` once and yield its clips in order (clips in ``skip`` are not yielded)."""
+    import av
+
+    path = Path(path)
+    info = probe(path)
+    windows = clip_windows(info.duration, options.clip_seconds)
+    with _open(path) as container:
+        streams = []
+        vs = container.streams.video[0] if info.has_video else None
+        aus = container.streams.audio[0] if info.has_audio else None
+        if vs is not None:
+            vs.thread_type = "AUTO"
+            streams.append(vs)
+        if aus is not None:
+            streams.append(aus)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=options.sample_rate) if aus else None
+        scale = min(1.0, options.max_side / max(info.width, info.height, 1))
+        size = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
+        clips = {i: Clip(i, s, e, scale=scale) for i, s, e in windows}
+        audio: dict[int, list[np.ndarray]] = {}
+        done_v = vs is None
+        done_a = aus is None
+        next_t = 0.0
+        audio_pos = None  # sample index (at 16 kHz, video time) of the next resampled sample
+        emitted = 0
+
+        def ready(upto_v: float, upto_a: float) -> Iterator[Clip]:
+            nonlocal emitted
+            while emitted < len(windows):
+                i, s, e = windows[emitted]
+                if not ((done_v or upto_v >= e) and (done_a or upto_a >= e)):
+                    return
+                clip = clips.pop(i)
+                if audio.get(i):
+                    clip.audio = np.concatenate(audio.pop(i))[: int(round((e - s) * options.sample_rate))]
+                emitted += 1
+                if i not in skip:
+                    yield clip
+
+        t_v, t_a = 0.0, 0.0
+        try:
+            for packet in container.demux(streams):
+                for frame in packet.decode():
+                    if frame.time is None:
+                        continue
+                    if packet.stream is vs:
+                        t_v = float(frame.time)
+                        k = _window_of(windows, t_v)
+                        if t_v + 1e-6 >= next_t and k is not None and k not in skip:
+                            img = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+                            img = _rotate(img, info.rotation)
+                            clips[k].frames.append(img)
+                            clips[k].frame_times.append(t_v)
+                            next_t = t_v + 1.0 / options.fps
+                        elif t_v + 1e-6 >= next_t:
+                            next_t = t_v + 1.0 / options.fps
+                    else:
+                        for out in resampler.resample(frame):
+                            audio_pos = _route_audio(out, frame, audio_pos, windows, audio, options, skip)
+                        t_a = (audio_pos or 0) / options.sample_rate
+                    yield from ready(t_v, t_a)
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    audio_pos = _route_audio(out, None, audio_pos, windows, audio, options, skip)
+        except av.error.FFmpegError as e:
+            k = _window_of(windows, max(t_v, t_a))
+            raise MediaError(f"{path}: decoding failed in clip {k} ({e})") from e
+        done_v = done_a = True
+        yield from ready(math.inf, math.inf)
+
+
+def _window_of(windows: list[tuple[int, float, float]], t: float) -> int | None:
+    for i, s, e in windows:
+        if s <= t < e or (i == windows[-1][0] and t >= s):
+            return i
+    return None
+
+
+def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptions, skip) -> int:
+    samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+    sr = options.sample_rate
+    if pos is None:
+        pos = int(round(float(src.time if src is not None and src.time else 0.0) * sr))
+    end = pos + len(samples)
+    for i, s, e in windows:
+        a, b = int(round(s * sr)), int(round(e * sr))
+        lo, hi = max(a, pos), min(b, end)
+        if lo < hi and i not in skip:
+            audio.setdefault(i, [])
+            if not audio[i] and lo > a:  # stream starts late: pad with silence
+                audio[i].append(np.zeros(lo - a, np.float32))
+            audio[i].append(samples[lo - pos: hi - pos])
+    return end
+
+
+def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 90:
+        return np.ascontiguousarray(np.rot90(img, k=-1))
+    if rotation == 180:
+        return np.ascontiguousarray(img[::-1, ::-1])
+    if rotation == 270:
+        return np.ascontiguousarray(np.rot90(img, k=1))
+    return img

@@ -1,0 +1,97 @@
+"""Calibrate the cross-clip face identity threshold on labelled real clips.
+
+    python scripts/calibrate_identity.py [../shared/media/video/vasp_ids]
+
+Each folder is one person. Every clip is perceived with the offline face models; the largest
+face cluster of each clip is matched, clip by clip, into one growing memory, and pairwise
+precision/recall of "same node" against "same folder" is reported per threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from m3mem.graph import MemoryGraph
+from m3mem.identity import match
+from models.faces import CenterFaceDlib
+from preprocessing import faces as face_ops
+from preprocessing.faces import FaceOptions
+from preprocessing.video import DecodeOptions, iter_clips
+
+
+def clip_clusters(root: Path, fps: float) -> list[tuple[str, np.ndarray]]:
+    model = CenterFaceDlib()
+    out = []
+    for person in sorted(p for p in root.iterdir() if p.is_dir()):
+        for video in sorted(person.glob("*.mp4")):
+            frames, times = [], []
+            for clip in iter_clips(video, DecodeOptions(fps=fps, clip_seconds=3600)):
+                frames += clip.frames
+                times += clip.frame_times
+            clusters = face_ops.cluster(face_ops.detect(frames, times, model, FaceOptions()), frames, 1.0,
+                                        FaceOptions())
+            if clusters:
+                out.append((person.name, clusters[0].embeddings))
+    return out
+
+
+def pairwise(labels: list[str], nodes: list[int | None]) -> tuple[float, float]:
+    tp = fp = fn = 0
+    for (la, na), (lb, nb) in itertools.combinations(zip(labels, nodes), 2):
+        same_pred = na is not None and na == nb
+        if same_pred and la == lb:
+            tp += 1
+        elif same_pred:
+            fp += 1
+        elif la == lb:
+            fn += 1
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+
+
+def evaluate(items: list[tuple[str, np.ndarray]], threshold: float) -> dict:
+    """Ingest-order matching: each clip joins the node it matches or becomes a new node."""
+    graph = MemoryGraph()
+    nodes = []
+    for _, emb in items:
+        (node,) = match(graph, "face", [emb], threshold)
+        if node is None:
+            node = graph.add_entity("face", emb)
+        else:
+            graph.update_entity(node, emb)
+        nodes.append(node)
+    p, r = pairwise([lab for lab, _ in items], nodes)
+    return {"threshold": threshold, "precision": p, "recall": r, "nodes": len(set(nodes)),
+            "people": len({lab for lab, _ in items}), "clips": len(items)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/media/video/vasp_ids"))
+    ap.add_argument("--fps", type=float, default=1.0)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    items = clip_clusters(Path(args.root), args.fps)
+    # interleave people so matching is tested as a video would present them
+    rank: dict[str, int] = {}
+    keyed = []
+    for label, emb in items:
+        rank[label] = rank.get(label, -1) + 1
+        keyed.append(((rank[label], label), (label, emb)))
+    items = [item for _, item in sorted(keyed, key=lambda kv: kv[0])]
+    rows = [evaluate(items, t) for t in np.arange(0.80, 0.985, 0.01).round(3)]
+    print(f"{'threshold':>9} {'precision':>9} {'recall':>7} {'nodes':>5}")
+    for r in rows:
+        print(f"{r['threshold']:9.3f} {r['precision']:9.3f} {r['recall']:7.3f} {r['nodes']:5d}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
