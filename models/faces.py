@@ -51,7 +51,9 @@ class CenterFaceDlib:
             if not f.is_file():
                 raise FileNotFoundError(f"{f}: packaged face model missing; reinstall its wheel")
         self.cv2, self.dlib = cv2, dlib
-        self.net = cv2.dnn.readNetFromONNX(str(onnx))
+        self.onnx = str(onnx)
+        self.nets: dict[tuple[int, int], object] = {}  # one net per input size: OpenCV's dnn
+        # gives wrong outputs when one net is fed a new input size after another
         self.shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         self.resnet = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
         self.det_threshold = det_threshold
@@ -61,8 +63,11 @@ class CenterFaceDlib:
         h, w = img.shape[:2]
         hn, wn = int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32)
         blob = self.cv2.dnn.blobFromImage(img, 1.0, (wn, hn), (0, 0, 0), swapRB=False, crop=False)
-        self.net.setInput(blob)
-        heat, scale, offset, _ = self.net.forward(["537", "538", "539", "540"])
+        net = self.nets.get((hn, wn))
+        if net is None:
+            net = self.nets[(hn, wn)] = self.cv2.dnn.readNetFromONNX(self.onnx)
+        net.setInput(blob)
+        heat, scale, offset, _ = net.forward(["537", "538", "539", "540"])
         heat = heat[0, 0]
         ys, xs = np.nonzero(heat > self.det_threshold)
         if len(ys) == 0:

