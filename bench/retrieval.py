@@ -120,8 +120,11 @@ def measure(mem: Memory, ref: ReferenceGraph, synth: Synth, path: Path, hours: f
     ent_base = _time_ms(lambda: ref.clip_search(next(it), [face]), max(3, n_ref // 4))
     size = _file_bytes(path)
     t = time.perf_counter()
-    Memory.open(path).close()
+    again = Memory.open(path)
     open_s = time.perf_counter() - t
+    again.retriever().clip_search("q", opts, embedding=qs[0])  # builds the HNSW graph if due
+    first_search_s = time.perf_counter() - t
+    again.close()
     k = min(20, len(inserts) // 2)
     return {
         "hours": hours, "clips": len(mem.graph.clips), "text_nodes": len(mem.graph.texts),
@@ -132,7 +135,7 @@ def measure(mem: Memory, ref: ReferenceGraph, synth: Synth, path: Path, hours: f
         "numpy_flat_p50_ms": _pct(flat, 50),
         "entity_search_p50_ms": _pct(ent_ours, 50), "entity_baseline_p50_ms": _pct(ent_base, 50),
         "insert_ms_first": statistics.mean(inserts[:k]), "insert_ms_last": statistics.mean(inserts[-k:]),
-        "open_s": open_s, "bytes_per_hour": size / hours,
+        "open_s": open_s, "open_and_first_search_s": first_search_s, "bytes_per_hour": size / hours,
     }
 
 
@@ -178,7 +181,7 @@ COLUMNS = [("hours", "{:g}"), ("text_nodes", "{:d}"), ("index", "{}"), ("search_
            ("search_p95_ms", "{:.2f}"), ("baseline_p50_ms", "{:.1f}"), ("speedup_p50", "{:.0f}x"),
            ("numpy_flat_p50_ms", "{:.2f}"), ("entity_search_p50_ms", "{:.2f}"),
            ("entity_baseline_p50_ms", "{:.1f}"), ("insert_ms_first", "{:.2f}"),
-           ("insert_ms_last", "{:.2f}"), ("open_s", "{:.2f}"), ("bytes_per_hour", "{:.3g}")]
+           ("insert_ms_last", "{:.2f}"), ("open_s", "{:.2f}"), ("open_and_first_search_s", "{:.2f}"), ("bytes_per_hour", "{:.3g}")]
 
 
 def _row(r: dict) -> str:

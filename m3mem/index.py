@@ -3,7 +3,10 @@
 Small memories are searched exactly on the CPU with one BLAS matrix-vector product over the
 contiguous embedding matrix (measured 3x faster than faiss's IndexFlatIP for single queries at
 10k vectors, and adding is a copy, so opening is fast). Once a memory passes ``hnsw_from`` vectors
-the CPU index becomes faiss HNSW (approximate, O(log n) search, filtered by an ID bitmap). With
+the CPU index becomes faiss HNSW (approximate, O(log n) search, filtered by an ID bitmap).
+Adding is always an append: vectors newer than the HNSW graph form an exact "delta" segment, and
+the graph is built or extended lazily, at the first search that finds the delta over
+``delta_max`` - so ingest never pays HNSW insertion and searches stay fast. With
 faiss's GPU build and a CUDA device the index is faiss's exact flat index on the GPU.
 Positions in the index are assigned in insertion order; node ids must arrive in increasing order.
 """
@@ -24,6 +27,7 @@ class IndexConfig:
     hnsw_m: int = 16  # HNSW graph degree
     hnsw_ef_construction: int = 40  # HNSW build-time beam width
     hnsw_ef_search: int = 128  # HNSW search-time beam width
+    delta_max: int = 8192  # vectors added since the last HNSW update, searched exactly until then
     use_gpu: bool | None = None  # None: GPU when faiss has one, else CPU
 
 
@@ -47,6 +51,7 @@ class TextIndex:
         self.node_ids = np.empty(1024, np.int64)
         self.clips = np.empty(1024, np.int64)
         self.size = 0
+        self.indexed = 0  # vectors [0, indexed) are in the HNSW graph; the rest are the delta
         gpu = self.config.use_gpu
         self.on_gpu = bool(_gpu_count(faiss)) if gpu is None else gpu
         self.kind = "flat"
@@ -81,10 +86,18 @@ class TextIndex:
         sl = slice(self.size, self.size + n)
         self.vectors[sl], self.node_ids[sl], self.clips[sl] = vectors, node_ids, clips
         self.size += n
+        if self.on_gpu:
+            self.index.add(vectors)
+
+    def _maintain(self) -> None:
+        """Build the HNSW graph once the index is large, or fold a large delta into it."""
+        if self.on_gpu:
+            return
         if self.kind == "flat" and self.size >= self.config.hnsw_from:
             self._to_hnsw()
-        elif self.index is not None:
-            self.index.add(vectors)
+        elif self.kind == "hnsw" and self.size - self.indexed > self.config.delta_max:
+            self.index.add(self.vectors[self.indexed: self.size])
+            self.indexed = self.size
 
     def _to_hnsw(self) -> None:
         faiss = self.faiss
@@ -93,7 +106,7 @@ class TextIndex:
         index.hnsw.efConstruction = self.config.hnsw_ef_construction
         index.hnsw.efSearch = self.config.hnsw_ef_search
         index.add(self.vectors[: self.size])
-        self.index, self.kind = index, "hnsw"
+        self.index, self.kind, self.indexed = index, "hnsw", self.size
 
     def positions(self, node_ids: list[int] | np.ndarray) -> np.ndarray:
         """Index positions of text node ids (which must be in the index)."""
@@ -109,14 +122,28 @@ class TextIndex:
         k = min(k, self.size)
         if k <= 0:
             return np.empty(0, np.float32), np.empty(0, np.int64)
+        self._maintain()
         if self.kind == "flat":
             return self._exact(q[0], k, allowed)
+        if self.kind == "hnsw" and self.indexed < self.size:
+            s1, p1 = self._graph_search(q, k, allowed)
+            s2, p2 = self._exact(q[0], k, allowed, start=self.indexed)
+            s, p = np.concatenate([s1, s2]), np.concatenate([p1, p2])
+            top = np.argsort(-s, kind="stable")[:k]
+            return s[top], p[top]
+        return self._graph_search(q, k, allowed)
+
+    def _graph_search(self, q: np.ndarray, k: int, allowed: np.ndarray | None):
+        k = min(k, self.indexed if self.kind == "hnsw" else self.size)
+        if k <= 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
         params = None
         if allowed is not None:
             if self.on_gpu:  # GPU flat indexes take no selector: score the allowed rows exactly
                 return self.score_subset(q[0], np.flatnonzero(allowed[: self.size]), k)
-            bits = np.packbits(allowed[: self.size], bitorder="little")
-            sel = self.faiss.IDSelectorBitmap(self.size, self.faiss.swig_ptr(bits))
+            n = self.indexed if self.kind == "hnsw" else self.size
+            bits = np.packbits(allowed[:n], bitorder="little")
+            sel = self.faiss.IDSelectorBitmap(n, self.faiss.swig_ptr(bits))
             if self.kind == "hnsw":
                 params = self.faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.hnsw_ef_search, k))
             else:
@@ -128,14 +155,18 @@ class TextIndex:
         keep = pos[0] >= 0
         return scores[0][keep], pos[0][keep]
 
-    def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray | None):
-        scores = self.vectors[: self.size] @ q
+    def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray | None, start: int = 0):
+        """Exact top ``k`` over positions [start, size)."""
+        scores = self.vectors[start: self.size] @ q
         if allowed is not None:
-            scores[~allowed[: self.size]] = -np.inf
-        top = np.argpartition(-scores, k - 1)[:k] if k < self.size else np.arange(self.size)
+            scores[~allowed[start: self.size]] = -np.inf
+        k = min(k, len(scores))
+        if k <= 0:
+            return np.empty(0, np.float32), np.empty(0, np.int64)
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         top = top[np.isfinite(scores[top])]
-        return scores[top], top
+        return scores[top], top + start
 
     def score_subset(self, query: np.ndarray, positions: np.ndarray, k: int
                      ) -> tuple[np.ndarray, np.ndarray]:

@@ -92,13 +92,13 @@ def test_routes(tmp_path):
 def test_hnsw_index_agrees_with_exact(tmp_path):
     exact, basis, _ = _memory(tmp_path / "a", clips=60)
     approx, _, _ = _memory(tmp_path / "b", clips=60, index_config=IndexConfig(hnsw_from=50))
-    assert exact.index.kind == "flat" and approx.index.kind == "hnsw"
     for c in (3, 17, 42, 59):
         for opts in (SearchOptions(top_k=1), SearchOptions(top_k=1, before_clip=c + 1),
                      SearchOptions(top_k=1, exclude_clips=frozenset({c - 1}))):
             a = exact.retriever().clip_search("q", opts, embedding=basis[c])
             b = approx.retriever().clip_search("q", opts, embedding=basis[c])
             assert [h.clip for h in a.clips] == [h.clip for h in b.clips] == [c]
+    assert exact.index.kind == "flat" and approx.index.kind == "hnsw"  # built at the first search
 
 
 def test_incremental_index_matches_reopened(tmp_path):
@@ -119,3 +119,22 @@ def test_query_embedding_of_wrong_dimension(tmp_path):
 def test_empty_memory_returns_nothing(tmp_path, embedder):
     with Memory.open(tmp_path / "e.m3mem", embedder, create=True) as mem:
         assert mem.retriever().search("anything").clips == []
+
+
+def test_hnsw_delta_segment_is_searched_and_folded(tmp_path):
+    mem, basis, faces = _memory(tmp_path, clips=40, index_config=IndexConfig(hnsw_from=50, delta_max=30))
+    ret = mem.retriever()
+    assert ret.clip_search("q", SearchOptions(top_k=1), embedding=basis[3]).clips[0].clip == 3
+    assert mem.index.kind == "hnsw" and mem.index.indexed == mem.index.size
+    rng = np.random.default_rng(5)
+    extra = np.linalg.qr(rng.standard_normal((DIM, 8)))[0].T.astype(np.float32)
+    for i in range(8):  # 8 new nodes: below delta_max, so searched exactly from the delta
+        with mem.clip(40 + i, 1200.0 + 30 * i, 1230.0 + 30 * i) as w:
+            w.add_text("episodic", f"<face_{faces[0]}> new {i}", extra[i])
+    assert mem.index.indexed < mem.index.size
+    assert ret.clip_search("q", SearchOptions(top_k=1), embedding=extra[6]).clips[0].clip == 46
+    for i in range(8, 40):  # past delta_max: the next search folds the delta into the graph
+        with mem.clip(40 + i, 1200.0 + 30 * i, 1230.0 + 30 * i) as w:
+            w.add_text("episodic", f"<face_{faces[0]}> more {i}", unit(rng, DIM))
+    assert ret.clip_search("q", SearchOptions(top_k=1), embedding=extra[2]).clips[0].clip == 42
+    assert mem.index.indexed == mem.index.size
