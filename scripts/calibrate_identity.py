@@ -41,6 +41,16 @@ def clip_clusters(root: Path, fps: float) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def interleave(items: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """Order clips person by person in turn (A1 B1 C1 A2 B2 ...), as a video would mix people."""
+    rank: dict[str, int] = {}
+    keyed = []
+    for label, emb in items:
+        rank[label] = rank.get(label, -1) + 1
+        keyed.append(((rank[label], label), (label, emb)))
+    return [item for _, item in sorted(keyed, key=lambda kv: kv[0])]
+
+
 def pairwise(labels: list[str], nodes: list[int | None]) -> tuple[float, float]:
     tp = fp = fn = 0
     for (la, na), (lb, nb) in itertools.combinations(zip(labels, nodes), 2):
@@ -77,13 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     items = clip_clusters(Path(args.root), args.fps)
-    # interleave people so matching is tested as a video would present them
-    rank: dict[str, int] = {}
-    keyed = []
-    for label, emb in items:
-        rank[label] = rank.get(label, -1) + 1
-        keyed.append(((rank[label], label), (label, emb)))
-    items = [item for _, item in sorted(keyed, key=lambda kv: kv[0])]
+    items = interleave(items)
     rows = [evaluate(items, t) for t in np.arange(0.80, 0.985, 0.01).round(3)]
     print(f"{'threshold':>9} {'precision':>9} {'recall':>7} {'nodes':>5}")
     for r in rows:

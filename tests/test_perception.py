@@ -144,17 +144,11 @@ def test_face_identity_across_clips_vasp(media):
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from calibrate_identity import clip_clusters, evaluate
+    from calibrate_identity import clip_clusters, evaluate, interleave
 
     from m3mem.identity import IdentityOptions
 
-    items = clip_clusters(media / "video/vasp_ids", fps=1.0)
-    rank: dict[str, int] = {}
-    keyed = []
-    for label, emb in items:
-        rank[label] = rank.get(label, -1) + 1
-        keyed.append(((rank[label], label), (label, emb)))
-    items = [it for _, it in sorted(keyed, key=lambda kv: kv[0])]
+    items = interleave(clip_clusters(media / "video/vasp_ids", fps=1.0))
     r = evaluate(items, IdentityOptions().face_threshold)
     print(r)
     assert r["precision"] >= 0.95 and r["recall"] >= 0.8
