@@ -80,9 +80,9 @@ class Memory:
         with self.store.transaction():
             self.store.write(self.graph, changes)
             self.store.write_characters(self.graph)
-        new = sorted(n for n in changes.nodes if n in self.graph.texts
-                     and (self.index is None or self.index.size == 0
-                          or n > self.index.node_ids[self.index.size - 1]))
+        last = self.index.node_ids[self.index.size - 1] if self.index and self.index.size else -1
+        # text nodes are never rewritten: those above the last indexed id are the new ones
+        new = sorted(n for n in changes.nodes if n in self.graph.texts and n > last)
         if new:
             if self.index is None:
                 self.index = TextIndex(self.graph.dims["text"], self.index_config)

@@ -35,7 +35,7 @@ def _sharpness(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def _jpeg(crop: np.ndarray) -> bytes:
+def jpeg(crop: np.ndarray) -> bytes:
     import cv2
 
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -72,7 +72,7 @@ def cluster(dets: list[_Det], frames: list[np.ndarray], scale: float, options: F
         crops = []
         for d in best:
             x0, y0, x1, y1 = d.box.astype(int)
-            crops.append(_jpeg(frames[d.frame][max(y0, 0):y1, max(x0, 0):x1]))
+            crops.append(jpeg(frames[d.frame][max(y0, 0):y1, max(x0, 0):x1]))
         clusters.append(FaceCluster(
             embeddings=np.stack([d.emb for d in members]).astype(np.float32),
             times=[d.t for d in members],

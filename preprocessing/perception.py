@@ -55,7 +55,7 @@ def perceive(clip: Clip, video: str, models: PerceptionModels, options: Percepti
     dets = face_ops.detect(clip.frames, clip.frame_times, models.faces, options.faces)
     out.timings["faces"] = time.perf_counter() - t
     out.faces = face_ops.cluster(dets, clip.frames, clip.scale, options.faces)
-    out.keyframes = [face_ops._jpeg(clip.frames[i])
+    out.keyframes = [face_ops.jpeg(clip.frames[i])
                      for i in _spread(len(clip.frames), options.keyframes)]
     if has_audio and len(clip.audio) and np.any(clip.audio):
         t = time.perf_counter()

@@ -165,7 +165,7 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                     if packet.stream is vs:
                         t_v = float(frame.time)
                         k = _window_of(windows, t_v)
-                        if t_v + 1e-6 >= next_t and k is not None and k not in skip:
+                        if t_v + 1e-6 >= next_t and k not in skip:
                             img = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
                             img = _rotate(img, info.rotation)
                             clips[k].frames.append(img)
@@ -193,11 +193,11 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
         yield from ready(math.inf, math.inf)
 
 
-def _window_of(windows: list[tuple[int, float, float]], t: float) -> int | None:
-    for i, s, e in windows:
-        if s <= t < e or (i == windows[-1][0] and t >= s):
-            return i
-    return None
+def _window_of(windows: list[tuple[int, float, float]], t: float) -> int:
+    """Index of the window holding time ``t`` (windows are regular; the last one may be longer)."""
+    if len(windows) == 1 or t <= 0:
+        return 0
+    return min(int(t // windows[0][2]), len(windows) - 1)
 
 
 def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptions, skip) -> int:
@@ -206,7 +206,8 @@ def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptio
     if pos is None:
         pos = int(round(float(src.time if src is not None and src.time else 0.0) * sr))
     end = pos + len(samples)
-    for i, s, e in windows:
+    first, last = _window_of(windows, pos / sr), _window_of(windows, end / sr)
+    for i, s, e in windows[first: last + 1]:
         a, b = int(round(s * sr)), int(round(e * sr))
         lo, hi = max(a, pos), min(b, end)
         if lo < hi and i not in skip:
