@@ -27,6 +27,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    s = sub.add_parser(
+        "ingest", help="watch videos and write their memories (resumable)",
+        description="Cut each video into clips, perceive faces, voices, speech (and optionally "
+                    "on-screen text), match people across clips, and write episodic and semantic "
+                    "memories, one transaction per clip. Re-running skips committed clips, so a "
+                    "killed run resumes where it stopped; perception is cached on disk.")
+    s.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders of videos")
+    s.add_argument("--memory", required=True, metavar="PATH",
+                   help="memory file for one video (e.g. talk.m3mem); a folder when several videos "
+                        "or a folder are given (one <video name>.m3mem per video)")
+    s.add_argument("--memorizer", help="perception (offline default) or openai (a served VLM; "
+                                       "set --memorizer-model / --memorizer-base-url)")
+    s.add_argument("--memorizer-model", help="model name on the server")
+    s.add_argument("--memorizer-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    s.add_argument("--fps", type=float, help="frames per second sampled for faces (default 1)")
+    s.add_argument("--clip-seconds", type=float, help="clip length (default 30)")
+    s.add_argument("--scene-text", action="store_const", const=True, help="read on-screen text (rapidocr)")
+    s.add_argument("--asr", help="tiny.en (default), base, a CTranslate2 folder or an openai-whisper .pt")
+    s.add_argument("--faces", help="dlib (default) or an insightface model folder (e.g. buffalo_l)")
+    s.add_argument("--cache-dir", help="perception cache folder (default ~/.cache/m3mem)")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--json", action="store_true", help="print one JSON report per video (a list)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
     s = sub.add_parser("show", help="list a memory's characters and each clip's memories",
                        description="List a memory's characters (ids, member faces/voices, clips "
                                    "they appear in) and every clip's memories.")
@@ -89,7 +113,9 @@ def _open(path: str, settings: Settings, embed: bool):
 def cmd_show(args, settings: Settings) -> int:
     with _open(args.memory, settings, embed=False) as mem:
         g = mem.graph
-        text = (lambda n: g.texts[n].text) if args.raw else g.translated_text
+        raw = lambda n: g.texts[n].text  # noqa: E731
+        # equivalences name the face and voice they join: translated, both would read <character_N>
+        text = raw if args.raw else (lambda n: raw(n) if g.is_equivalence_node(n) else g.translated_text(n))
         seen: dict[int, set[int]] = {}
         for t in g.texts.values():
             for e in t.entities:
@@ -140,11 +166,92 @@ def cmd_search(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
+
+
+def _videos(inputs: list[str]) -> tuple[list[Path], bool]:
+    """Video files named or found in folders, and whether there are (or may be) several."""
+    out, several = [], len(inputs) > 1
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            several = True
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS and f.is_file())
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such video file or folder")
+    return out, several
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from m3mem.config import cache_root
+    from m3mem.ingest import Ingestor, IngestError
+    from models.chat import ChatError
+    from models.memorizer import MemorizerError
+    from models.registry import memorizer, perception_models, text_embedder
+    from preprocessing.faces import FaceOptions
+    from preprocessing.perception import PerceptionOptions
+    from preprocessing.video import DecodeOptions, MediaError
+
+    videos, several = _videos(args.videos)
+    if not videos:
+        print("m3mem: no videos found", file=sys.stderr)
+        return EXIT_INPUT
+    target = Path(args.memory)
+    if several or target.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    ingestor = Ingestor(
+        perception_models(settings), memorizer(settings), text_embedder(settings),
+        PerceptionOptions(decode=DecodeOptions(clip_seconds=settings.clip_seconds, fps=settings.fps),
+                          faces=FaceOptions(), scene_text=settings.scene_text),
+        cache_dir=cache_root(settings) / "perception")
+    reports, failed = [], []
+    for video in videos:
+        memory = target / f"{video.stem}.m3mem" if target.is_dir() else target
+        bar = tqdm(desc=video.name, unit="clip", disable=args.quiet, leave=True)
+
+        def progress(done: int, total: int, stages: dict, bar=bar) -> None:
+            bar.total = total
+            bar.n = done
+            top = sorted(stages.items(), key=lambda kv: -kv[1])[:3]
+            bar.set_postfix_str(" ".join(f"{k} {v:.0f}s" for k, v in top))
+
+        try:
+            report = ingestor.run(video, memory, progress)
+        except (MediaError, IngestError) as e:
+            bar.close()
+            print(f"m3mem: {e} (committed clips are kept; re-run to resume)", file=sys.stderr)
+            failed.append(str(video))
+            continue
+        except (MemorizerError, ChatError) as e:
+            bar.close()
+            print(f"m3mem: {e} (committed clips are kept; re-run to resume)", file=sys.stderr)
+            return EXIT_MODEL
+        bar.close()
+        reports.append(report.as_dict())
+        if not args.json:
+            r = report
+            per = f"{r.wall_seconds / r.done:.1f} s per clip, {r.video_seconds / r.wall_seconds:.1f}x real time" \
+                if r.done else "nothing new"
+            print(f"{video} -> {memory}: {r.clips} clips ({r.skipped} already done, {r.cached} from cache), "
+                  f"{r.faces} faces, {r.voices} voices, {r.characters} characters, "
+                  f"{r.episodic} episodic + {r.semantic} semantic memories; {per}")
+            if r.stages:
+                print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in
+                                               sorted(r.stages.items(), key=lambda kv: -kv[1])))
+    if args.json:
+        print(json.dumps({"reports": reports, "failed": failed}, indent=2))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
 def _mmss(seconds: float) -> str:
     return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
 
-COMMANDS = {"show": cmd_show, "search": cmd_search}
+COMMANDS = {"ingest": cmd_ingest, "show": cmd_show, "search": cmd_search}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,34 @@ class Settings:
     # models
     text_embedder: str = "minilm"  # "minilm" (packaged, offline) or a sentence-transformers folder
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
+    faces: str = "dlib"  # "dlib" (packaged CenterFace + dlib) or an insightface model folder (buffalo_l)
+    asr: str = "tiny.en"  # "tiny.en" / "base" (packaged), a CTranslate2 folder, or an openai-whisper .pt
+    # ingest
+    fps: float = 1.0  # frames sampled per second for faces
+    clip_seconds: float = 30.0
+    scene_text: bool = False  # read on-screen text (rapidocr) on a few frames per clip
+    cache_dir: str | None = None  # perception cache; default $M3MEM_CACHE or ~/.cache/m3mem
+    memorizer: str = "perception"  # "perception" (offline) or "openai" (a served VLM)
+    memorizer_model: str | None = None  # model name on the server (memorizer = "openai")
+    memorizer_base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM, SGLang, Ollama)
+    memorizer_api_key: str | None = None  # default: $OPENAI_API_KEY
+    # chat model (control agent, judge)
+    llm: str = "qwen2.5-0.5b"  # "qwen2.5-0.5b" (offline GGUF), "openai", or a local transformers folder
+    llm_model: str | None = None  # model name on the server (llm = "openai")
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None  # default: $OPENAI_API_KEY
+    rounds: int = 5  # control rounds per question; the last one must answer
+    timeout: float = 120.0  # seconds per model-server request
+    retries: int = 3  # retries of a model-server request on timeouts, 429 and 5xx
+
+
+def cache_root(settings: "Settings | None" = None) -> Path:
+    """Where models are assembled and perception is cached."""
+    if settings is not None and settings.cache_dir:
+        return Path(settings.cache_dir)
+    if os.environ.get("M3MEM_CACHE"):
+        return Path(os.environ["M3MEM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m3mem"
 
 
 def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:

@@ -16,7 +16,7 @@ from m3mem.graph import MemoryGraph
 
 @dataclass(frozen=True)
 class IdentityOptions:
-    face_threshold: float = 0.93  # dlib 128-d cosine; vasp_ids: precision 0.957, recall 0.88
+    face_threshold: float = 0.92  # dlib 128-d cosine; vasp_ids: precision 0.993, recall 0.900
     voice_threshold: float = 0.75  # resemblyzer 256-d: same speaker ~0.8-0.95, different ~0.55-0.7
 
 

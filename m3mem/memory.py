@@ -75,11 +75,13 @@ class Memory:
             raise ValueError(f"clip {clip} is already in {self.store.path}")
         return ClipWriter(self, clip, start, end)
 
-    def _commit(self) -> None:
+    def _commit(self, meta: dict[str, str] | None = None) -> None:
         changes = self.graph.drain_changes()
         with self.store.transaction():
             self.store.write(self.graph, changes)
             self.store.write_characters(self.graph)
+            for key, value in (meta or {}).items():
+                self.store.set_meta(key, value)
         last = self.index.node_ids[self.index.size - 1] if self.index and self.index.size else -1
         # text nodes are never rewritten: those above the last indexed id are the new ones
         new = sorted(n for n in changes.nodes if n in self.graph.texts and n > last)
@@ -123,6 +125,7 @@ class ClipWriter:
         self.memory, self.clip, self.start, self.end = memory, clip, start, end
         self.graph = memory.graph
         self._texts: list[tuple[str, str, np.ndarray | None]] = []
+        self._meta: dict[str, str] = {}
 
     def __enter__(self) -> "ClipWriter":
         self.graph.add_clip(self.clip, self.start, self.end)
@@ -139,12 +142,17 @@ class ClipWriter:
         """Queue a memory; texts without an embedding are embedded together at commit."""
         self._texts.append((kind, text, embedding))
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``key`` in the memory's meta table in this clip's transaction (e.g. state a
+        memorizer carries across clips, which must resume exactly where the memory does)."""
+        self._meta[key] = value
+
     def __exit__(self, exc_type, exc, tb) -> None:
         mem = self.memory
         if exc_type is None:
             try:
                 self.results = self._flush()
-                mem._commit()
+                mem._commit(self._meta)
                 return
             except BaseException:
                 mem._rollback()

@@ -99,7 +99,9 @@ def _join_base(parts) -> Path:
     import shutil
 
     dirs = [Path(next(iter(p.submodule_search_locations))) for p in parts]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "m3mem" / "whisper-base"
+    from m3mem.config import cache_root
+
+    cache = cache_root() / "whisper-base"
     if (cache / "model.bin").is_file():
         return cache
     cache.mkdir(parents=True, exist_ok=True)

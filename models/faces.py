@@ -123,7 +123,29 @@ class InsightFace:
         self.app.prepare(ctx_id=0 if cuda else -1, det_size=(det_size, det_size))
         self.dim = 512
 
+        self._last: tuple[np.ndarray, np.ndarray | None] = (np.zeros((0, 5)), None)
+
+    def detect(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (n, 4) and scores (n,) for an RGB image; keypoints are kept for ``embed``."""
+        bboxes, kpss = self.app.det_model.detect(np.ascontiguousarray(img[:, :, ::-1]), max_num=0)
+        self._last = (bboxes, kpss)
+        return bboxes[:, :4].astype(np.float32), bboxes[:, 4].astype(np.float32)
+
+    def embed(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Embeddings of boxes returned by the last ``detect`` on this image."""
+        from insightface.app.common import Face
+
+        bboxes, kpss = self._last
+        bgr = np.ascontiguousarray(img[:, :, ::-1])
+        out = np.zeros((len(boxes), self.dim), np.float32)
+        for i, box in enumerate(boxes):
+            j = int(np.argmin(np.abs(bboxes[:, :4] - box).sum(1)))
+            face = Face(bbox=bboxes[j, :4], kps=None if kpss is None else kpss[j], det_score=bboxes[j, 4])
+            self.app.models["recognition"].get(bgr, face)
+            out[i] = face.normed_embedding
+        return out
+
     def analyze(self, img: np.ndarray) -> list[FaceDetection]:
-        faces = self.app.get(np.ascontiguousarray(img[:, :, ::-1]))  # insightface wants BGR
-        return [FaceDetection(np.asarray(f.bbox, np.float32), float(f.det_score),
-                              np.asarray(f.normed_embedding, np.float32)) for f in faces]
+        boxes, scores = self.detect(img)
+        embs = self.embed(img, boxes) if len(boxes) else np.zeros((0, self.dim), np.float32)
+        return [FaceDetection(b, float(s), e) for b, s, e in zip(boxes, scores, embs)]

@@ -15,3 +15,46 @@ def text_embedder(settings: "Settings") -> "TextEmbedder":
 
     path = None if settings.text_embedder == "minilm" else settings.text_embedder
     return SentenceTransformerEmbedder(path, device=settings.device)
+
+
+def perception_models(settings: "Settings"):
+    """Face, speaker, ASR (and with ``scene_text`` OCR) backends named by the settings."""
+    from pathlib import Path
+
+    from models.audio import FasterWhisperASR, OpenAIWhisperASR, ResemblyzerEncoder
+    from preprocessing.perception import PerceptionModels
+
+    if settings.faces == "dlib":
+        from models.faces import CenterFaceDlib
+
+        faces = CenterFaceDlib()
+    else:
+        from models.faces import InsightFace
+
+        faces = InsightFace(settings.faces, device=settings.device)
+    asr = (OpenAIWhisperASR(settings.asr, device=settings.device) if settings.asr.endswith(".pt")
+           else FasterWhisperASR(settings.asr if not Path(settings.asr).is_dir() else Path(settings.asr),
+                                 device=settings.device))
+    ocr = None
+    if settings.scene_text:
+        from models.scene import RapidOCRReader
+
+        ocr = RapidOCRReader()
+    return PerceptionModels(faces, ResemblyzerEncoder(device=settings.device), asr, ocr)
+
+
+def memorizer(settings: "Settings"):
+    """``perception`` (offline) or ``openai`` (a VLM behind an OpenAI-compatible server)."""
+    if settings.memorizer == "perception":
+        from models.memorizer import PerceptionMemorizer
+
+        return PerceptionMemorizer()
+    if settings.memorizer == "openai":
+        from models.chat import OpenAIChat
+        from models.vlm import OpenAIMemorizer
+
+        if not settings.memorizer_model:
+            raise ValueError("memorizer = openai needs memorizer_model (and usually memorizer_base_url)")
+        return OpenAIMemorizer(OpenAIChat(settings.memorizer_model, settings.memorizer_base_url,
+                                          settings.memorizer_api_key, settings.timeout, settings.retries))
+    raise ValueError(f"memorizer must be 'perception' or 'openai', not {settings.memorizer!r}")

@@ -17,15 +17,20 @@ class FaceOptions:
     min_sharpness: float = 20.0  # variance of the Laplacian of the grey crop
     cluster_threshold: float = 0.90  # cosine (dlib): detections above it (average linkage) are one person
     crops: int = 3  # best crops kept per cluster
+    track_iou: float = 0.3  # a box overlapping the previous frame's box this much continues its track...
+    track_colour: float = 0.8  # ...if the crops' colour histograms also correlate this much (not a cut)
+    embed_every: int = 2  # along a track, embed one detection in this many (plus the track's first)
 
 
 @dataclass
 class _Det:
     t: float
     box: np.ndarray
-    emb: np.ndarray
+    emb: np.ndarray | None  # None: not embedded; the detection takes its track's identity
     quality: float
     frame: int
+    track: int
+    hist: np.ndarray  # hue-saturation histogram of the crop (tells a cut from a continuing shot)
 
 
 def _sharpness(crop: np.ndarray) -> float:
@@ -35,6 +40,19 @@ def _sharpness(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def _hist(crop: np.ndarray) -> np.ndarray:
+    import cv2
+
+    hsv = cv2.cvtColor(cv2.resize(crop, (32, 32)), cv2.COLOR_RGB2HSV)
+    h = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+    return cv2.normalize(h, h).flatten()
+
+
+def _correl(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / max(np.sqrt((a @ a) * (b @ b)), 1e-12))
+
+
 def jpeg(crop: np.ndarray) -> bytes:
     import cv2
 
@@ -42,39 +60,89 @@ def jpeg(crop: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4)."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
 def detect(frames: list[np.ndarray], times: list[float], model, options: FaceOptions
            ) -> list[_Det]:
-    """Quality-filtered detections with embeddings, over sampled RGB frames."""
-    out = []
+    """Quality-filtered detections over sampled RGB frames, linked into tracks (a box that overlaps
+    one of the previous frame's boxes, with a similar colour histogram, continues its track). Identity embedding is the expensive
+    step, so only a track's first detection and one in ``embed_every`` after it are embedded."""
+    out: list[_Det] = []
+    prev: list[_Det] = []
+    since: dict[int, int] = {}  # track -> detections since its last embedding
+    tracks = 0
     for i, (img, t) in enumerate(zip(frames, times)):
-        for d in model.analyze(img):
-            x0, y0, x1, y1 = d.box.astype(int)
-            if d.score < options.min_score or min(x1 - x0, y1 - y0) < options.min_size:
+        boxes, scores = model.detect(img)
+        cur: list[_Det] = []
+        for box, score in zip(boxes, scores):
+            x0, y0, x1, y1 = box.astype(int)
+            if score < options.min_score or min(x1 - x0, y1 - y0) < options.min_size:
                 continue
-            sharp = _sharpness(img[max(y0, 0):y1, max(x0, 0):x1])
+            crop = img[max(y0, 0):y1, max(x0, 0):x1]
+            sharp = _sharpness(crop)
             if sharp < options.min_sharpness:
                 continue
-            out.append(_Det(t, d.box, d.embedding, d.score * min(sharp / 200.0, 1.0), i))
+            cur.append(_Det(t, box, None, float(score) * min(sharp / 200.0, 1.0), i, -1, _hist(crop)))
+        if cur and prev:  # greedy one-to-one linking by IoU, never across a cut
+            iou = _iou(np.stack([d.box for d in cur]), np.stack([d.box for d in prev]))
+            for a, b in zip(*np.nonzero(iou > options.track_iou)):
+                if _correl(cur[a].hist, prev[b].hist) < options.track_colour:
+                    iou[a, b] = 0.0
+            while iou.size and iou.max() > options.track_iou:
+                a, b = np.unravel_index(np.argmax(iou), iou.shape)
+                cur[a].track = prev[b].track
+                iou[a, :] = iou[:, b] = -1
+        todo = []
+        for d in cur:
+            if d.track < 0:
+                d.track, tracks = tracks, tracks + 1
+                since[d.track] = options.embed_every
+            if since[d.track] >= options.embed_every:
+                todo.append(d)
+                since[d.track] = 0
+            since[d.track] += 1
+        if todo:
+            for d, e in zip(todo, model.embed(img, np.stack([d.box for d in todo]))):
+                d.emb = e
+        out.extend(cur)
+        prev = cur
     return out
 
 
 def cluster(dets: list[_Det], frames: list[np.ndarray], scale: float, options: FaceOptions
             ) -> list[FaceCluster]:
-    """Average-linkage clustering on cosine; two faces in one frame are never merged."""
-    if not dets:
+    """Average-linkage clustering of the embedded detections on cosine (two faces in one frame are
+    never merged); a detection that was not embedded joins the cluster its track mostly fell in."""
+    embedded = [d for d in dets if d.emb is not None]
+    if not embedded:
         return []
-    emb = np.stack([d.emb for d in dets])
-    labels = agglomerate(emb, [d.frame for d in dets], options.cluster_threshold)
+    labels = agglomerate(np.stack([d.emb for d in embedded]), [d.frame for d in embedded],
+                         options.cluster_threshold)
+    votes: dict[int, list[int]] = {}
+    for d, lab in zip(embedded, labels):
+        votes.setdefault(d.track, []).append(lab)
+    track_label = {t: max(set(v), key=v.count) for t, v in votes.items()}
+    label_of = {id(d): lab for d, lab in zip(embedded, labels)}
     clusters = []
     for lab in sorted(set(labels)):
-        members = [d for d, l in zip(dets, labels) if l == lab]
+        emb = [d.emb for d, l in zip(embedded, labels) if l == lab]
+        members = [d for d in dets if label_of.get(id(d), track_label[d.track]) == lab]
         best = sorted(members, key=lambda d: -d.quality)[: options.crops]
         crops = []
         for d in best:
             x0, y0, x1, y1 = d.box.astype(int)
             crops.append(jpeg(frames[d.frame][max(y0, 0):y1, max(x0, 0):x1]))
         clusters.append(FaceCluster(
-            embeddings=np.stack([d.emb for d in members]).astype(np.float32),
+            embeddings=np.stack(emb).astype(np.float32),
             times=[d.t for d in members],
             boxes=np.stack([d.box for d in members]) / scale,
             crops=crops, quality=max(d.quality for d in members)))

@@ -37,7 +37,7 @@ class PerceptionOptions:
 
 @dataclass
 class PerceptionModels:
-    faces: object  # .analyze(rgb) -> list[FaceDetection]
+    faces: object  # .detect(rgb) -> (boxes, scores); .embed(rgb, boxes) -> (n, d)
     speakers: object  # .embed(list[wav]) -> (n, d)
     asr: object  # .transcribe(wav) -> list[AsrSegment]
     ocr: object | None = None  # .read(rgb) -> list[str]

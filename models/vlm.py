@@ -1,0 +1,76 @@
+"""Vision-language memorizers: frames, labelled face crops and a labelled transcript in,
+episodic and semantic memories out (M3-Agent's memorization task, in our own words).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+from models.chat import ChatError, ChatModel
+from models.memorizer import ClipContext, Memories, MemorizerError, drop_unknown, parse_reply, timecode
+
+log = logging.getLogger(__name__)
+
+SYSTEM = """You are the memory of an assistant that watches a long video one 30-second clip at a time.
+For the clip you are shown, write two lists of short, self-contained sentences.
+- "episodic": what happens in this clip: who is present, what they do and say (quote or closely
+  paraphrase speech), how they look, objects, places, on-screen text, with times where useful.
+- "semantic": lasting knowledge the clip supports: a person's name, role, relationships,
+  preferences, habits; general facts about the setting. When a face and a voice belong to the
+  same person, add exactly the line "Equivalence: <face_N>, <voice_M>".
+Refer to people ONLY with the tags given to you (<face_N> for faces, <voice_M> for voices) and
+never invent new tags. Write nothing you cannot see or hear in the clip.
+Reply with one JSON object and nothing else: {"episodic": [...], "semantic": [...]}"""
+
+
+def _image(jpeg: bytes) -> dict:
+    return {"type": "image_url",
+            "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()}}
+
+
+def clip_messages(ctx: ClipContext) -> list[dict]:
+    """The OpenAI-style chat messages that describe one clip to a VLM."""
+    p = ctx.perception
+    parts: list[dict] = [{"type": "text", "text": f"Clip from {timecode(p.start)} to {timecode(p.end)}. Frames:"}]
+    parts += [_image(k) for k in p.keyframes]
+    if p.faces:
+        parts.append({"type": "text", "text": "Faces in this clip:"})
+        for fid, f in zip(ctx.face_ids, p.faces):
+            spans = ", ".join(f"{timecode(a)}-{timecode(b)}" for a, b in f.spans)
+            parts.append({"type": "text", "text": f"<face_{fid}> (on screen {spans}):"})
+            parts += [_image(c) for c in f.crops[:1]]
+    else:
+        parts.append({"type": "text", "text": "No face was detected in this clip."})
+    lines = [f"[{timecode(u.start)}-{timecode(u.end)}] "
+             f"{f'<voice_{ctx.voice_ids[u.speaker]}>' if u.speaker >= 0 else 'unknown voice'}: {u.text.strip()}"
+             for u in p.utterances if u.text.strip()]
+    transcript = "\n".join(lines) if lines else ("(no speech)" if p.has_audio else "(the video has no audio)")
+    parts.append({"type": "text", "text": "Transcript:\n" + transcript})
+    if p.scene_text:
+        parts.append({"type": "text", "text": "On-screen text: " + " | ".join(p.scene_text)})
+    parts.append({"type": "text", "text": 'Now reply with the JSON object {"episodic": [...], "semantic": [...]}.'})
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": parts}]
+
+
+class OpenAIMemorizer:
+    """A VLM behind an OpenAI-compatible API. Transient server errors are retried by the chat
+    client; an unparseable reply is asked again ``reask`` times, then fails naming the clip."""
+
+    def __init__(self, chat: ChatModel, max_tokens: int = 1024, reask: int = 1):
+        self.chat, self.max_tokens, self.reask = chat, max_tokens, reask
+        self.name = f"openai:{chat.name}"
+
+    def memorize(self, ctx: ClipContext) -> Memories:
+        messages = clip_messages(ctx)
+        where = f"{ctx.perception.video} clip {ctx.perception.clip}"
+        for attempt in range(self.reask + 1):
+            try:
+                reply = self.chat.complete(messages, max_tokens=self.max_tokens)
+            except ChatError as e:
+                raise MemorizerError(f"{where}: memorizer model failed: {e}") from e
+            try:
+                return drop_unknown(parse_reply(reply), ctx.known)
+            except ValueError as e:
+                log.warning("%s: unusable memorizer reply (attempt %d): %s", where, attempt + 1, e)
+        raise MemorizerError(f"{where}: the memorizer model gave no usable JSON after {self.reask + 1} tries")
