@@ -51,6 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON report per video (a list)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    s = sub.add_parser(
+        "ask", help="answer a question from a memory (interactive without a question)",
+        description="Answer a question by letting a chat model alternate [Search] (retrieve from the "
+                    "memory) and [Answer], for at most --rounds turns. Without a question, opens a "
+                    "prompt that keeps the memory and the model loaded between questions.")
+    s.add_argument("memory", help="memory file (.m3mem)")
+    s.add_argument("question", nargs="?", help="the question (omit for an interactive prompt)")
+    s.add_argument("--before-clip", type=int, metavar="N", help="answer as if only clips < N were seen")
+    s.add_argument("--llm", help="qwen2.5-0.5b (offline default), openai, or a local model folder / .gguf")
+    s.add_argument("--llm-model", help="model name on the server (--llm openai)")
+    s.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    s.add_argument("--rounds", type=int, help="most model turns per question (default 5)")
+    s.add_argument("--top-k", type=int, help="clips shown per search (default 5)")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--json", action="store_true",
+                   help="print one JSON object: answer, evidence [{clip, start, end, memories}], rounds, timings")
+
     s = sub.add_parser("show", help="list a memory's characters and each clip's memories",
                        description="List a memory's characters (ids, member faces/voices, clips "
                                    "they appear in) and every clip's memories.")
@@ -166,6 +183,48 @@ def cmd_search(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_ask(args, settings: Settings) -> int:
+    from m3mem.agent import Agent, AgentOptions
+    from models.chat import ChatError
+    from models.registry import chat_model
+
+    with _open(args.memory, settings, embed=True) as mem:
+        try:
+            chat = chat_model(settings)
+        except (OSError, RuntimeError) as e:
+            print(f"m3mem: cannot load the chat model: {e}", file=sys.stderr)
+            return EXIT_MODEL
+        agent = Agent(mem, chat, AgentOptions(rounds=settings.rounds, top_k=settings.top_k,
+                                              mode=settings.mode, threshold=settings.threshold))
+        questions = [args.question] if args.question else None
+        while True:
+            if questions is None:
+                try:
+                    q = input("question> ").strip()
+                except EOFError:
+                    return EXIT_OK
+                if not q:
+                    continue
+            elif not questions:
+                return EXIT_OK
+            else:
+                q = questions.pop()
+            try:
+                a = agent.ask(q, before_clip=args.before_clip)
+            except ChatError as e:
+                print(f"m3mem: {e}", file=sys.stderr)
+                return EXIT_MODEL
+            if args.json:
+                print(json.dumps(a.as_dict(), indent=2, ensure_ascii=False), flush=True)
+                continue
+            print(a.answer)
+            for e in a.evidence[:3]:
+                print(f"  evidence CLIP_{e.clip} {_mmss(e.start)}-{_mmss(e.end)}")
+            queries = [r.content for r in a.rounds if r.action == "search"]
+            print(f"  {len(a.rounds)} rounds, searched {queries}; model {a.timings['model']:.1f}s, "
+                  f"retrieval {a.timings['retrieval'] * 1000:.0f}ms", flush=True)
+
+
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
 
 
@@ -251,7 +310,7 @@ def _mmss(seconds: float) -> str:
     return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
 
-COMMANDS = {"ingest": cmd_ingest, "show": cmd_show, "search": cmd_search}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "show": cmd_show, "search": cmd_search}
 
 if __name__ == "__main__":
     sys.exit(main())

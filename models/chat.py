@@ -27,7 +27,11 @@ class ChatError(RuntimeError):
 class ChatModel(Protocol):
     name: str
 
-    def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0) -> str: ...
+    def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
+                 prefix: str = "") -> str:
+        """The assistant's reply. With ``prefix`` the reply is made to start with it (local models
+        continue from it; served ones are told to), and is returned including it."""
+        ...
 
 
 @dataclass
@@ -57,8 +61,12 @@ class OpenAIChat:
         self.base_url = base_url
         self.usage = Usage()
 
-    def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0) -> str:
+    def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
+                 prefix: str = "") -> str:
         t = time.perf_counter()
+        if prefix:
+            messages = messages[:-1] + [{**messages[-1], "content": _text(messages[-1]["content"])
+                                         + f"\nStart your reply with: {prefix}"}]
         try:
             r = self.client.chat.completions.create(model=self.name, messages=messages,
                                                     max_tokens=max_tokens, temperature=temperature)
@@ -72,4 +80,70 @@ class OpenAIChat:
         if r.usage is not None:
             self.usage.prompt_tokens += r.usage.prompt_tokens or 0
             self.usage.completion_tokens += r.usage.completion_tokens or 0
-        return r.choices[0].message.content or ""
+        reply = (r.choices[0].message.content or "").strip()
+        return reply if reply.startswith(prefix) else f"{prefix} {reply}".strip()
+
+
+def _text(content) -> str:
+    """Message content as text (image parts are dropped: these models read text only)."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+
+
+class TransformersChat:
+    """A local causal LM with a chat template, from a checkpoint folder or a ``.gguf`` file.
+    Greedy decoding by default; CUDA (float16) when present, else CPU (float32)."""
+
+    def __init__(self, path: str | Path, device: str | None = None, name: str | None = None):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as e:
+            raise ImportError("local chat models need torch and transformers") from e
+        from models.device import pick_device
+
+        path = Path(path)
+        if path.suffix == ".gguf" and path.is_file():  # converted once into a plain folder
+            from m3mem.config import cache_root
+            from models.gguf import gguf_to_checkpoint
+
+            path = gguf_to_checkpoint(path, cache_root() / "gguf" / path.stem)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such model folder")
+        self.torch = torch
+        self.device = pick_device(device)
+        # float32 on CPU: bfloat16 matmuls there are several times slower for the prompt
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        self.model.to(self.device).eval()
+        if self.tokenizer.chat_template is None:
+            raise ValueError(f"{path}: the tokenizer has no chat template")
+        self.name = name or path.name
+        self.usage = Usage()
+
+    def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
+                 prefix: str = "") -> str:
+        t = time.perf_counter()
+        msgs = [{"role": m["role"], "content": _text(m["content"])} for m in messages]
+        prompt = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + prefix
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        sample = temperature > 0
+        with self.torch.inference_mode():
+            out = self.model.generate(**ids, max_new_tokens=max_tokens, do_sample=sample,
+                                      temperature=temperature if sample else None, top_p=None, top_k=None,
+                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        new = out[0, ids["input_ids"].shape[1]:]
+        self.usage.calls += 1
+        self.usage.seconds += time.perf_counter() - t
+        self.usage.prompt_tokens += int(ids["input_ids"].shape[1])
+        self.usage.completion_tokens += int(new.shape[0])
+        return (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
+
+
+def offline_default(device: str | None = None) -> TransformersChat:
+    """Qwen2.5-Coder-0.5B-Instruct from the packaged GGUF (joined, verified and converted once)."""
+    from models.gguf import offline_checkpoint
+
+    return TransformersChat(offline_checkpoint(), device=device, name="qwen2.5-0.5b-instruct (offline)")

@@ -58,3 +58,23 @@ def memorizer(settings: "Settings"):
         return OpenAIMemorizer(OpenAIChat(settings.memorizer_model, settings.memorizer_base_url,
                                           settings.memorizer_api_key, settings.timeout, settings.retries))
     raise ValueError(f"memorizer must be 'perception' or 'openai', not {settings.memorizer!r}")
+
+
+def chat_model(settings: "Settings"):
+    """``qwen2.5-0.5b`` (offline GGUF), ``openai`` (a served model), or a local checkpoint folder
+    or ``.gguf`` file."""
+    from pathlib import Path
+
+    from models import chat
+
+    if settings.llm == "qwen2.5-0.5b":
+        return chat.offline_default(settings.device)
+    if settings.llm == "openai":
+        if not settings.llm_model:
+            raise ValueError("llm = openai needs llm_model (and usually llm_base_url)")
+        return chat.OpenAIChat(settings.llm_model, settings.llm_base_url, settings.llm_api_key,
+                               settings.timeout, settings.retries)
+    path = Path(settings.llm)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: llm must be qwen2.5-0.5b, openai, or a local model folder / .gguf file")
+    return chat.TransformersChat(path, device=settings.device)

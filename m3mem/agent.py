@@ -1,0 +1,227 @@
+"""The control agent: answer a question by alternating [Search] and [Answer] over a memory.
+
+The question itself is searched first. Then each round the chat model is shown everything found
+so far (clips in time order) and the earlier queries, and replies ``Action: [Search]`` or
+``Action: [Answer]`` with a ``Content:`` line. A search runs the retriever (clip-wise, or
+memory-wise for character-id and name queries); clips already shown are not shown again. A
+query must differ from the earlier ones: a repeated one means the model has nothing new to look
+for, so it is asked for its answer instead. A reply in neither form is taken as a search for the
+question itself (fetching further clips when that was searched already). The last round must
+answer.
+Character ids never reach the final answer: a known name replaces them, otherwise "a person".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from m3mem.memory import Memory
+from m3mem.mentions import MENTION_RE
+from m3mem.retrieval import SearchOptions
+from models.chat import ChatModel
+
+log = logging.getLogger(__name__)
+
+SYSTEM = """You answer questions about a long video. You cannot watch it: you can only search a memory of it, \
+written clip by clip (each clip is 30 seconds, named CLIP_n). People are written <character_N>. \
+You are shown what earlier searches found. Reply with exactly two lines, in one of these forms:
+Action: [Answer]
+Content: <a short answer to the question, taken from the knowledge>
+or, when the knowledge does not contain the answer:
+Action: [Search]
+Content: <a new search query, different from the earlier ones>
+To learn who someone is, search "What is the name of <character_N>"."""
+
+# Two worked examples given as earlier turns (small models follow a format far more reliably
+# from turns than from a description).
+EXAMPLES = [
+    ('Searched knowledge: {"CLIP_4": ["<character_2> is on screen at 02:00-02:10.", '
+     '"<character_2> says at 02:01-02:05: \\"This soup needs more salt.\\""]}\n'
+     'Earlier searches: "What does the chef say about the soup?"\nQuestion: What does the chef say about the soup?',
+     "Action: [Answer]\nContent: The soup needs more salt."),
+    ('Searched knowledge: {"CLIP_1": ["<character_0> says at 00:12-00:15: \\"Good morning, everyone.\\""]}\n'
+     'Earlier searches: "Where did the woman leave her keys?"\nQuestion: Where did the woman leave her keys?',
+     "Action: [Search]\nContent: someone puts keys in a drawer"),
+    ('Searched knowledge: {"CLIP_1": ["<character_0> says at 00:12-00:15: \\"Good morning, everyone.\\""], '
+     '"CLIP_7": ["<character_3> says at 03:30-03:33: \\"I left my keys in the blue drawer.\\""]}\n'
+     'Earlier searches: "Where did the woman leave her keys?", "someone puts keys in a drawer"\n'
+     "Question: Where did the woman leave her keys?",
+     "Action: [Answer]\nContent: In the blue drawer."),
+]
+ANSWER_PREFIX = "Action: [Answer]\nContent:"
+
+ACTION_RE = re.compile(r"\[?\s*(search|answer)\s*\]", re.IGNORECASE)
+CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
+NAME_RE = re.compile(r"<character_(\d+)>(?:'s name is| is called| introduces themself as)\s+(?:probably\s+)?"
+                     r"([A-Z][\w-]*(?: [A-Z][\w-]*)?)")
+
+
+@dataclass
+class Round:
+    action: str  # "search" | "answer"
+    content: str  # the query or the answer
+    reply: str  # the model's raw reply
+    clips: list[int] = field(default_factory=list)  # clips this search showed
+    note: str = ""  # "malformed reply", "repeated query", "forced answer"
+    model_seconds: float = 0.0
+    retrieval_seconds: float = 0.0
+
+
+@dataclass
+class Evidence:
+    clip: int
+    start: float
+    end: float
+    memories: list[str]
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    evidence: list[Evidence]
+    rounds: list[Round]
+    model: str
+    timings: dict[str, float]  # retrieval, model, total seconds
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    rounds: int = 5  # at most this many model turns; the last must answer
+    top_k: int = 3  # clips shown per search
+    mode: str = "max"
+    threshold: float = 0.0
+    max_tokens: int = 96  # per model turn
+    search_question_first: bool = True  # search the question itself before the first turn
+
+
+def parse_action(reply: str) -> tuple[str | None, str]:
+    """("search" | "answer" | None, content) from a model reply; None when malformed."""
+    m = ACTION_RE.search(reply)
+    c = CONTENT_RE.search(reply)
+    content = c.group(1).strip() if c else ""
+    content = content.split("\nAction")[0].strip().strip('"').strip()
+    if m is None:
+        return None, content
+    if not content:  # "Action: [Answer] Paris" on one line
+        content = reply[m.end():].strip().lstrip(":").strip()
+    return m.group(1).lower(), content
+
+
+def _norm(q: str) -> str:
+    return " ".join(re.findall(r"\w+", q.lower()))
+
+
+class Agent:
+    def __init__(self, memory: Memory, chat: ChatModel, options: AgentOptions = AgentOptions()):
+        self.memory, self.chat, self.options = memory, chat, options
+
+    def ask(self, question: str, before_clip: int | None = None) -> Answer:
+        o, t0 = self.options, time.perf_counter()
+        retriever = self.memory.retriever()
+        rounds: list[Round] = []
+        shown: dict[int, Evidence] = {}
+        asked: list[str] = []
+
+        def search(rnd: Round, query: str) -> None:
+            if _norm(query) in map(_norm, asked):
+                rnd.note = (rnd.note + "; " if rnd.note else "") + "repeated query: further clips"
+            else:
+                asked.append(query)
+            rnd.content = query
+            t = time.perf_counter()
+            result = retriever.search(query, SearchOptions(
+                top_k=o.top_k, mode=o.mode, threshold=o.threshold, before_clip=before_clip,
+                exclude_clips=frozenset(shown)))
+            rnd.retrieval_seconds = time.perf_counter() - t
+            for h in result.clips:
+                shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories)
+            for m in result.memories:
+                ev = shown.setdefault(m.clip, Evidence(m.clip, m.start, m.end, []))
+                if m.text not in ev.memories:
+                    ev.memories.append(m.text)
+            rnd.clips = sorted({h.clip for h in result.clips} | {m.clip for m in result.memories})
+
+        if o.search_question_first:
+            rounds.append(Round("search", question, "", note="the question itself, before the first turn"))
+            search(rounds[-1], question)
+        answer = ""
+        for r in range(o.rounds):
+            last = r == o.rounds - 1
+            messages = self._messages(question, shown, asked, last)
+            t = time.perf_counter()
+            reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX if last else "")
+            rnd = Round("search", "", reply)
+            rounds.append(rnd)
+            action, content = parse_action(reply)
+            repeated = action == "search" and _norm(content) in map(_norm, asked)
+            if (action == "answer" and not content) or repeated:
+                # "Action: [Answer]" alone, or no new query left to try: the answer is asked for
+                reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                rnd.reply += "\n" + reply
+                rnd.note = "repeated query: answer asked for" if repeated else ""
+                action, content = parse_action(reply)
+            rnd.model_seconds = time.perf_counter() - t
+            if action == "answer" and content or last:
+                rnd.action, rnd.content, answer = "answer", content, content
+                if action != "answer":  # the prefix did not hold (served models may ignore it)
+                    rnd.note = "forced answer"
+                break
+            if action is None or not content:
+                rnd.note = "malformed reply: searched the question"
+                content = question
+            search(rnd, content)
+        final = self._without_ids(answer or "I could not find the answer in the memory.")
+        model_s = sum(x.model_seconds for x in rounds)
+        retrieval_s = sum(x.retrieval_seconds for x in rounds)
+        evidence = sorted(shown.values(), key=lambda e: -_overlap(final, e.memories))
+        return Answer(question, final, evidence, rounds, self.chat.name,
+                      {"retrieval": retrieval_s, "model": model_s, "total": time.perf_counter() - t0})
+
+    @staticmethod
+    def _messages(question: str, shown: dict[int, Evidence], asked: list[str], last: bool) -> list[dict]:
+        knowledge = {f"CLIP_{c}": shown[c].memories for c in sorted(shown)}
+        body = json.dumps(knowledge, ensure_ascii=False) if knowledge else "nothing yet"
+        earlier = ", ".join(json.dumps(q, ensure_ascii=False) for q in asked) or "none"
+        user = f"Searched knowledge: {body}\nEarlier searches: {earlier}\nQuestion: {question}"
+        if last:
+            user += "\nThis is the last turn: answer now."
+        messages = [{"role": "system", "content": SYSTEM}]
+        for u, a in EXAMPLES:
+            messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        return messages + [{"role": "user", "content": user}]
+
+    def _names(self) -> dict[int, str]:
+        g, out = self.memory.graph, {}
+        for n in g.texts.values():
+            if n.kind != "semantic":
+                continue
+            for cid, name in NAME_RE.findall(g.translated_text(n.id)):
+                out.setdefault(int(cid), name)
+        return out
+
+    def _without_ids(self, text: str) -> str:
+        """Character/face/voice ids replaced by a known name, or by "a person"."""
+        if not MENTION_RE.search(text):
+            return text
+        g, names = self.memory.graph, self._names()
+
+        def name(m: re.Match) -> str:
+            kind, num = m.group(1), int(m.group(2))
+            if kind in ("face", "voice"):
+                num = g.character_of(num) if num in g.entities else -1
+            return names.get(num, "a person")
+
+        return MENTION_RE.sub(name, text)
+
+
+def _overlap(answer: str, memories: list[str]) -> int:
+    words = set(re.findall(r"\w{4,}", answer.lower()))
+    return max((len(words & set(re.findall(r"\w{4,}", m.lower()))) for m in memories), default=0)
