@@ -68,6 +68,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true",
                    help="print one JSON object: answer, evidence [{clip, start, end, memories}], rounds, timings")
 
+    s = sub.add_parser(
+        "eval", help="run M3-Bench-style annotation files and report accuracy per question type",
+        description="Answer every question of an M3-Bench-format annotation file with the control "
+                    "agent (honouring before_clip), judge the answers, and report accuracy overall "
+                    "and per question type. Results are appended to --out as JSON lines, so a "
+                    "re-run resumes; missing memories are ingested when --videos holds the video; "
+                    "questions with neither are skipped and counted.")
+    s.add_argument("annotations", help="annotation JSON (video id -> {video_path, mem_path, qa_list})")
+    s.add_argument("--memories", required=True, metavar="DIR", help="folder of <video>.m3mem memories")
+    s.add_argument("--videos", metavar="DIR", help="folder of videos, ingested when their memory is missing")
+    s.add_argument("--out", default="results.jsonl", help="results file, JSON lines (default results.jsonl)")
+    s.add_argument("--judge", choices=["llm", "match", "both"], default="both",
+                   help="llm: the chat model judges (M3-Bench criterion); match: deterministic "
+                        "normalised match; both (default): report both and their agreement")
+    s.add_argument("--workers", type=int, default=1, help="questions answered in parallel (served models)")
+    s.add_argument("--limit", type=int, help="only the first N questions")
+    s.add_argument("--report", metavar="PATH", help="write the report as JSON")
+    s.add_argument("--chart", metavar="PATH", help="write a PNG bar chart of accuracy per type")
+    s.add_argument("--llm", help="chat model for the agent and the LLM judge (default qwen2.5-0.5b)")
+    s.add_argument("--llm-model", help="model name on the server (--llm openai)")
+    s.add_argument("--llm-base-url", help="OpenAI-compatible endpoint")
+    s.add_argument("--rounds", type=int, help="most model turns per question (default 5)")
+    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
     s = sub.add_parser("show", help="list a memory's characters and each clip's memories",
                        description="List a memory's characters (ids, member faces/voices, clips "
                                    "they appear in) and every clip's memories.")
@@ -225,6 +251,70 @@ def cmd_ask(args, settings: Settings) -> int:
                   f"retrieval {a.timings['retrieval'] * 1000:.0f}ms", flush=True)
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from m3mem.agent import Agent, AgentOptions
+    from m3mem.evaluate import (EvalOptions, Evaluator, LLMJudge, MatchJudge, chart, load_annotations, report,
+                                table)
+    from m3mem.memory import Memory
+    from models.chat import ChatError
+    from models.registry import chat_model, text_embedder
+
+    questions = load_annotations(args.annotations)[: args.limit]
+    embedder, chat = text_embedder(settings), chat_model(settings)
+    judges = ([MatchJudge()] if args.judge in ("match", "both") else []) + \
+             ([LLMJudge(chat)] if args.judge in ("llm", "both") else [])
+    opts = AgentOptions(rounds=settings.rounds, top_k=settings.top_k, mode=settings.mode,
+                        threshold=settings.threshold)
+    ingestor = None
+
+    def ingest(video: Path, memory: Path) -> None:
+        nonlocal ingestor
+        if ingestor is None:
+            from m3mem.config import cache_root
+            from m3mem.ingest import Ingestor
+            from models.registry import memorizer, perception_models
+            from preprocessing.perception import PerceptionOptions
+            from preprocessing.video import DecodeOptions
+
+            ingestor = Ingestor(perception_models(settings), memorizer(settings), embedder,
+                                PerceptionOptions(decode=DecodeOptions(clip_seconds=settings.clip_seconds,
+                                                                       fps=settings.fps)),
+                                cache_dir=cache_root(settings) / "perception")
+        memory.parent.mkdir(parents=True, exist_ok=True)
+        ingestor.run(video, memory)
+
+    evaluator = Evaluator(lambda path: Agent(Memory.open(path, embedder), chat, opts), judges,
+                          EvalOptions(Path(args.memories), Path(args.videos) if args.videos else None,
+                                      Path(args.out), args.workers), ingest)
+    bar = tqdm(total=len(questions), desc="questions", unit="q", disable=args.quiet)
+    try:
+        counts = evaluator.run(questions, progress=bar.update)
+    except ChatError as e:
+        print(f"m3mem: {e} (answered questions are kept in {args.out}; re-run to resume)", file=sys.stderr)
+        return EXIT_MODEL
+    finally:
+        bar.close()
+    ids = {q.question_id for q in questions}
+    rows = [r for r in map(json.loads, filter(None, Path(args.out).read_text().splitlines()))
+            if r.get("question_id") in ids] if Path(args.out).is_file() else []
+    rep = report(rows, judges[-1].name if judges else "match")
+    rep["counts"] = {"questions": len(questions), **vars(counts)}
+    if args.report:
+        Path(args.report).write_text(json.dumps(rep, indent=2))
+    if args.chart and rows:
+        chart(rep, Path(args.chart))
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        c = rep["counts"]
+        print(f"{c['questions']} questions: {c['answered']} answered now, {c['resumed']} from {args.out}, "
+              f"{c['skipped']} skipped (no memory and no video), {c['ingested']} memories ingested")
+        print(table(rep))
+    return EXIT_OK
+
+
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
 
 
@@ -310,7 +400,7 @@ def _mmss(seconds: float) -> str:
     return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "show": cmd_show, "search": cmd_search}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "eval": cmd_eval, "show": cmd_show, "search": cmd_search}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -46,6 +46,8 @@ class OpenAIChat:
     """An OpenAI-compatible chat endpoint. Retries (with the client's exponential back-off) happen
     only on connection errors, timeouts, 408/409/429 and 5xx; other errors fail at once."""
 
+    thread_safe = True  # requests may run in parallel (evaluation workers)
+
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 120.0, retries: int = 3):
         try:
