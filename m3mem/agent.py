@@ -30,7 +30,7 @@ SYSTEM = """You answer questions about a long video. You cannot watch it: you ca
 written clip by clip (each clip is 30 seconds, named CLIP_n). People are written <character_N>. \
 You are shown what earlier searches found. Reply with exactly two lines, in one of these forms:
 Action: [Answer]
-Content: <a short answer to the question, taken from the knowledge>
+Content: <the answer itself in a few words, taken from the knowledge; do not repeat the question>
 or, when the knowledge does not contain the answer:
 Action: [Search]
 Content: <a new search query, different from the earlier ones>
@@ -95,7 +95,7 @@ class Answer:
 @dataclass(frozen=True)
 class AgentOptions:
     rounds: int = 5  # at most this many model turns; the last must answer
-    top_k: int = 3  # clips shown per search
+    top_k: int = 2  # clips shown per search
     mode: str = "max"
     threshold: float = 0.0
     max_tokens: int = 96  # per model turn

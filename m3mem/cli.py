@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--llm-model", help="model name on the server (--llm openai)")
     s.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     s.add_argument("--rounds", type=int, help="most model turns per question (default 5)")
-    s.add_argument("--top-k", type=int, help="clips shown per search (default 5)")
+    s.add_argument("--top-k", type=int, dest="ask_top_k", help="clips shown per search (default 2)")
     s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     s.add_argument("--json", action="store_true",
                    help="print one JSON object: answer, evidence [{clip, start, end, memories}], rounds, timings")
@@ -220,7 +220,7 @@ def cmd_ask(args, settings: Settings) -> int:
         except (OSError, RuntimeError) as e:
             print(f"m3mem: cannot load the chat model: {e}", file=sys.stderr)
             return EXIT_MODEL
-        agent = Agent(mem, chat, AgentOptions(rounds=settings.rounds, top_k=settings.top_k,
+        agent = Agent(mem, chat, AgentOptions(rounds=settings.rounds, top_k=settings.ask_top_k,
                                               mode=settings.mode, threshold=settings.threshold))
         questions = [args.question] if args.question else None
         while True:
@@ -265,7 +265,7 @@ def cmd_eval(args, settings: Settings) -> int:
     embedder, chat = text_embedder(settings), chat_model(settings)
     judges = ([MatchJudge()] if args.judge in ("match", "both") else []) + \
              ([LLMJudge(chat)] if args.judge in ("llm", "both") else [])
-    opts = AgentOptions(rounds=settings.rounds, top_k=settings.top_k, mode=settings.mode,
+    opts = AgentOptions(rounds=settings.rounds, top_k=settings.ask_top_k, mode=settings.mode,
                         threshold=settings.threshold)
     ingestor = None
 

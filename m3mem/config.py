@@ -26,7 +26,7 @@ class Settings:
     clip_seconds: float = 30.0
     scene_text: bool = False  # read on-screen text (rapidocr) on a few frames per clip
     cache_dir: str | None = None  # perception cache; default $M3MEM_CACHE or ~/.cache/m3mem
-    memorizer: str = "perception"  # "perception" (offline) or "openai" (a served VLM)
+    memorizer: str = "perception"  # "perception" (offline), "openai" (a served VLM), or a local Qwen2.5-VL folder
     memorizer_model: str | None = None  # model name on the server (memorizer = "openai")
     memorizer_base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM, SGLang, Ollama)
     memorizer_api_key: str | None = None  # default: $OPENAI_API_KEY
@@ -36,6 +36,7 @@ class Settings:
     llm_base_url: str | None = None
     llm_api_key: str | None = None  # default: $OPENAI_API_KEY
     rounds: int = 5  # control rounds per question; the last one must answer
+    ask_top_k: int = 2  # clips shown to the chat model per search (small models read few clips best)
     timeout: float = 120.0  # seconds per model-server request
     retries: int = 3  # retries of a model-server request on timeouts, 429 and 5xx
 

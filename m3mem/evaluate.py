@@ -86,12 +86,19 @@ class MatchJudge:
         return sum(w in got for w in want) / len(want) >= self.recall
 
 
-JUDGE_PROMPT = """You grade answers to questions about a video.
-Question: {question}
-Ground-truth answer: {truth}
-Answer to grade: {answer}
-Does the answer to grade state the ground-truth answer, or something from which it clearly follows? \
-Extra details are fine; a different or missing key fact is not. Reply with one word: Yes or No."""
+JUDGE_SYSTEM = """You grade answers to questions about a video. You are given the question, the \
+ground-truth answer and the answer to grade. Reply Yes when the answer to grade states the \
+ground-truth answer (other words or extra details are fine), and No when it states something \
+else, misses the key fact, or only repeats the question. Reply with one word: Yes or No."""
+
+# Worked examples as earlier turns: small judges follow them far better than a description.
+JUDGE_EXAMPLES = [
+    ("What colour is the car?", "Red.", "The car is red.", "Yes"),
+    ("How many people are at the table?", "Two.", "4 people.", "No"),
+    ("What does the man dislike?", "Jet lag.", "The man does not like.", "No"),
+    ("Where is she?", "In the kitchen.", "She is in the kitchen making tea.", "Yes"),
+]
+JUDGE_PROMPT = "Question: {question}\nGround-truth answer: {truth}\nAnswer to grade: {answer}"
 
 
 def parse_verdict(reply: str) -> bool | None:
@@ -111,8 +118,12 @@ class LLMJudge:
         self.unparsed = 0
 
     def judge(self, question: str, truth: str, answer: str) -> bool:
-        reply = self.chat.complete([{"role": "user", "content": JUDGE_PROMPT.format(
-            question=question, truth=truth, answer=answer)}], max_tokens=4)
+        messages = [{"role": "system", "content": JUDGE_SYSTEM}]
+        for q, t, a, verdict in JUDGE_EXAMPLES:
+            messages += [{"role": "user", "content": JUDGE_PROMPT.format(question=q, truth=t, answer=a)},
+                         {"role": "assistant", "content": verdict}]
+        messages.append({"role": "user", "content": JUDGE_PROMPT.format(question=question, truth=truth, answer=answer)})
+        reply = self.chat.complete(messages, max_tokens=4)
         verdict = parse_verdict(reply)
         if verdict is None:
             self.unparsed += 1

@@ -121,6 +121,9 @@ Senator Good Great Fine Back Done Ready Still Always Never Actually Excited Prou
 """.split())
 
 
+_COUNT = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"]
+
+
 @dataclass(frozen=True)
 class PerceptionMemorizerOptions:
     grid: float = 0.1  # seconds: time resolution of the co-occurrence count
@@ -152,7 +155,8 @@ class PerceptionMemorizer:
             out.episodic.append(f"{tag} is on screen at {spans}.")
         for group in self._together(p):
             names = [faces[i] for i in group]
-            out.episodic.append(f"{', '.join(names[:-1])} and {names[-1]} are on screen together.")
+            count = _COUNT[len(names)] if len(names) < len(_COUNT) else str(len(names))
+            out.episodic.append(f"{count} people are on screen together: {', '.join(names[:-1])} and {names[-1]}.")
         for speaker, start, end, text in self._turns(p):
             who = voices[speaker] if speaker >= 0 else "An unidentified voice"
             out.episodic.append(f'{who} says at {timecode(start)}-{timecode(end)}: "{text}"')

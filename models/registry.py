@@ -44,7 +44,8 @@ def perception_models(settings: "Settings"):
 
 
 def memorizer(settings: "Settings"):
-    """``perception`` (offline) or ``openai`` (a VLM behind an OpenAI-compatible server)."""
+    """``perception`` (offline), ``openai`` (a VLM behind an OpenAI-compatible server), or a local
+    Qwen2.5-VL style checkpoint folder."""
     if settings.memorizer == "perception":
         from models.memorizer import PerceptionMemorizer
 
@@ -57,7 +58,9 @@ def memorizer(settings: "Settings"):
             raise ValueError("memorizer = openai needs memorizer_model (and usually memorizer_base_url)")
         return OpenAIMemorizer(OpenAIChat(settings.memorizer_model, settings.memorizer_base_url,
                                           settings.memorizer_api_key, settings.timeout, settings.retries))
-    raise ValueError(f"memorizer must be 'perception' or 'openai', not {settings.memorizer!r}")
+    from models.vlm import TransformersMemorizer
+
+    return TransformersMemorizer(settings.memorizer, device=settings.device)
 
 
 def chat_model(settings: "Settings"):

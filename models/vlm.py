@@ -74,3 +74,83 @@ class OpenAIMemorizer:
             except ValueError as e:
                 log.warning("%s: unusable memorizer reply (attempt %d): %s", where, attempt + 1, e)
         raise MemorizerError(f"{where}: the memorizer model gave no usable JSON after {self.reask + 1} tries")
+
+
+class TransformersMemorizer:
+    """A local Qwen2.5-VL style checkpoint (e.g. a fine-tuned memorization model) through
+    transformers, CUDA when present. The chat prompt is written in Qwen's ChatML with one
+    vision placeholder per image, expanded to the image's patch count, as Qwen's processor does
+    (built from parts so that torchvision is not needed)."""
+
+    def __init__(self, path: str, device: str | None = None, max_tokens: int = 1024, max_pixels: int = 448 * 448,
+                 reask: int = 1):
+        try:
+            import torch
+            import transformers
+            from transformers import AutoConfig, AutoTokenizer
+            from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+        except ImportError as e:
+            raise ImportError("local VLM memorizers need torch, transformers and Pillow") from e
+        from pathlib import Path
+
+        from models.device import pick_device
+
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"{path}: no such model folder")
+        self.torch = torch
+        self.device = pick_device(device)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        arch = (config.architectures or ["Qwen2_5_VLForConditionalGeneration"])[0]
+        self.model = getattr(transformers, arch).from_pretrained(
+            path, local_files_only=True, dtype=torch.float16 if self.device.startswith("cuda") else torch.float32)
+        self.model.to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.images = Qwen2VLImageProcessorPil(max_pixels=max_pixels)
+        self.merge = config.vision_config.spatial_merge_size
+        tok = self.tokenizer.convert_ids_to_tokens
+        self.image_pad = tok(config.image_token_id)
+        self.vision = (tok(config.vision_start_token_id), tok(config.vision_end_token_id))
+        self.max_tokens, self.reask = max_tokens, reask
+        self.name = f"transformers:{Path(path).name}"
+
+    def _inputs(self, messages: list[dict]):
+        import io
+
+        from PIL import Image
+
+        text, images = "", []
+        for m in messages:
+            text += f"<|im_start|>{m['role']}\n"
+            parts = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
+            for p in parts:
+                if p["type"] == "image_url":
+                    jpeg = base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
+                    images.append(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+                    text += f"{self.vision[0]}\0{self.vision[1]}"
+                else:
+                    text += p["text"] + "\n"
+            text += "<|im_end|>\n"
+        text += "<|im_start|>assistant\n"
+        extra = {}
+        if images:
+            px = self.images(images=images, return_tensors="pt")
+            counts = (px["image_grid_thw"].prod(-1) // self.merge ** 2).tolist()
+            chunks = text.split("\0")
+            text = chunks[0] + "".join(self.image_pad * n + c for n, c in zip(counts, chunks[1:]))
+            extra = {"pixel_values": px["pixel_values"], "image_grid_thw": px["image_grid_thw"]}
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        return {**ids, **extra}
+
+    def memorize(self, ctx: ClipContext) -> Memories:
+        inputs = {k: v.to(self.device) for k, v in self._inputs(clip_messages(ctx)).items()}
+        where = f"{ctx.perception.video} clip {ctx.perception.clip}"
+        for attempt in range(self.reask + 1):
+            with self.torch.inference_mode():
+                out = self.model.generate(**inputs, max_new_tokens=self.max_tokens, do_sample=attempt > 0,
+                                          pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+            reply = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            try:
+                return drop_unknown(parse_reply(reply), ctx.known)
+            except ValueError as e:
+                log.warning("%s: unusable memorizer reply (attempt %d): %s", where, attempt + 1, e)
+        raise MemorizerError(f"{where}: the local memorizer gave no usable JSON after {self.reask + 1} tries")
