@@ -63,7 +63,7 @@ def test_search_then_answer_with_evidence(memory):
     assert [r.action for r in a.rounds] == ["search", "search", "answer"]  # question first, then the model
     assert a.rounds[0].content == "What is the password?"
     assert a.evidence[0].clip == 3 and (a.evidence[0].start, a.evidence[0].end) == (90.0, 120.0)
-    shown = chat.calls[0][0][-1]["content"]
+    shown = chat.calls[1][0][-1]["content"]  # after the model's own search
     assert "CLIP_3" in shown and "swordfish" in shown and "<character_" in shown and "<face_" not in shown
     assert set(a.timings) == {"retrieval", "model", "total"}
 

@@ -133,7 +133,8 @@ def test_cli_eval_with_a_served_model(tmp_path, capsys):
 
     def reply(body: dict) -> str:
         if "You grade answers" in body["messages"][0]["content"]:
-            return "Yes" if "Paris" in body["messages"][-1]["content"].split("Answer to grade:")[1] else "No"
+            truth, graded = body["messages"][-1]["content"].split("Ground-truth answer: ")[1].split("\nAnswer to grade: ")
+            return "Yes" if truth.lower() in graded.lower() else "No"
         return "Action: [Answer]\nContent: Paris"
 
     with ScriptedServer([], default=reply) as server:
