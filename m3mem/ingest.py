@@ -82,20 +82,21 @@ class Ingestor:
             report.skipped = len(done & {w[0] for w in windows})
             cache = (PerceptionCache(self.cache_dir, digest, self.perception.key() + "|" + self.models.names())
                      if self.cache_dir else None)
-            cached = {i for i, _, _ in windows if cache and i not in done and cache.has(i)}
+            # entries that do not load (damaged) are recomputed: the decoder must not skip them
+            cached = {i for i, _, _ in windows if cache and i not in done and cache.get(i, str(video)) is not None}
             decoded = None  # the decoder starts only if some clip is neither done nor cached
             for i, start, end in windows:
                 if i in done:
                     continue
                 result = cache.get(i, str(video)) if i in cached else None
+                if result is None and i in cached:
+                    raise IngestError(f"perception cache entry of {video} clip {i} vanished during the run")
                 if result is None:
                     if decoded is None:
                         decoded = iter_clips(video, self.perception.decode, skip=done | cached)
                     t = time.perf_counter()
                     clip = next(decoded, None)
                     self._add(report.stages, "decode", time.perf_counter() - t)
-                    while clip is not None and clip.index < i:  # a cached clip that failed to load
-                        clip = next(decoded, None)
                     if clip is None or clip.index != i:
                         raise MediaError(f"{video}: clip {i} ({start:.1f}-{end:.1f} s) could not be decoded")
                     result = perceive(clip, str(video), self.models, self.perception, info.has_audio)
