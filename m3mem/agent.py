@@ -19,6 +19,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
+from m3mem.characters import known_names
 from m3mem.memory import Memory
 from m3mem.mentions import MENTION_RE
 from m3mem.retrieval import SearchOptions
@@ -56,8 +57,6 @@ ANSWER_PREFIX = "Action: [Answer]\nContent:"
 
 ACTION_RE = re.compile(r"\[?\s*(search|answer)\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
-NAME_RE = re.compile(r"<character_(\d+)>(?:'s name is| is called| introduces themself as)\s+(?:probably\s+)?"
-                     r"([A-Z][\w-]*(?: [A-Z][\w-]*)?)")
 
 
 @dataclass
@@ -198,20 +197,12 @@ class Agent:
             messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
         return messages + [{"role": "user", "content": user}]
 
-    def _names(self) -> dict[int, str]:
-        g, out = self.memory.graph, {}
-        for n in g.texts.values():
-            if n.kind != "semantic":
-                continue
-            for cid, name in NAME_RE.findall(g.translated_text(n.id)):
-                out.setdefault(int(cid), name)
-        return out
-
     def _without_ids(self, text: str) -> str:
         """Character/face/voice ids replaced by a known name, or by "a person"."""
         if not MENTION_RE.search(text):
             return text
-        g, names = self.memory.graph, self._names()
+        g = self.memory.graph
+        names = known_names(g)
 
         def name(m: re.Match) -> str:
             kind, num = m.group(1), int(m.group(2))

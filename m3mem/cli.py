@@ -163,7 +163,10 @@ def cmd_show(args, settings: Settings) -> int:
         for t in g.texts.values():
             for e in t.entities:
                 seen.setdefault(g.character_of(e), set()).add(t.clip)
-        chars = [{"character": c, "faces": [e for e in m if g.entities[e].kind == "face"],
+        from m3mem.characters import known_names
+
+        names = known_names(g)
+        chars = [{"character": c, "name": names.get(c), "faces": [e for e in m if g.entities[e].kind == "face"],
                   "voices": [e for e in m if g.entities[e].kind == "voice"],
                   "clips": sorted(seen.get(c, ()))} for c, m in sorted(g.characters().items())]
         clips = [{"clip": c, "start": s, "end": e,
@@ -175,7 +178,8 @@ def cmd_show(args, settings: Settings) -> int:
     print(f"{args.memory}: {len(clips)} clips, {len(chars)} characters")
     for c in chars:
         who = ", ".join([f"<face_{i}>" for i in c["faces"]] + [f"<voice_{i}>" for i in c["voices"]])
-        print(f"  <character_{c['character']}>  {who}  clips {c['clips']}")
+        name = f" ({c['name']})" if c["name"] else ""
+        print(f"  <character_{c['character']}>{name}  {who}  clips {c['clips']}")
     for clip in clips:
         print(f"\nCLIP_{clip['clip']}  {_mmss(clip['start'])}-{_mmss(clip['end'])}")
         for m in clip["memories"]:

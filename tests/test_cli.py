@@ -23,6 +23,7 @@ def memory_path(tmp_path):
             w.add_text("episodic", f"<face_{f}> stands at a podium in front of flags.")
             w.add_text("episodic", f'<voice_{v}> says: "after two years of negotiations we reached a deal."')
             w.add_text("semantic", f"Equivalence: <face_{f}>, <voice_{v}>")
+            w.add_text("semantic", f"<voice_{v}>'s name is Barack.")
         with mem.clip(1, 30.0, 60.0) as w:
             w.add_text("episodic", "A dog runs across a green field chasing a ball.")
     return path
@@ -31,7 +32,7 @@ def memory_path(tmp_path):
 def test_show_json_lists_characters_and_clips(memory_path, capsys):
     assert main(["show", str(memory_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["characters"] == [{"character": 0, "faces": [0], "voices": [1], "clips": [0]}]
+    assert out["characters"] == [{"character": 0, "name": "Barack", "faces": [0], "voices": [1], "clips": [0]}]
     assert [c["clip"] for c in out["clips"]] == [0, 1]
     assert out["clips"][0]["memories"][1]["text"].startswith("<character_0> says")
 
