@@ -174,3 +174,27 @@ def test_offline_default_answers_from_a_real_transcript(media, tmp_path, capsys)
     answer = out["answer"].lower()
     print(out["answer"], out["timings"])
     assert "two years" in answer or "2 years" in answer
+
+
+def test_cli_ask_interactive_keeps_the_model_loaded(tmp_path, monkeypatch, capsys):
+    """`m3mem ask MEMORY` without a question: a prompt, one model for every question, EOF ends it."""
+    from m3mem.cli import main as cli
+    from models.text_embedding import SentenceTransformerEmbedder
+
+    path = tmp_path / "m.m3mem"
+    with Memory.open(path, SentenceTransformerEmbedder(), create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            w.add_text("episodic", 'Someone says: "the train leaves at nine."')
+    typed = iter(["When does the train leave?", "", "Is it late?"])
+
+    def fake_input(prompt: str) -> str:
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    with ScriptedServer(["Action: [Answer]\nContent: At nine.", "Action: [Answer]\nContent: No."]) as server:
+        code = cli(["ask", str(path), "--llm", "openai", "--llm-model", "m", "--llm-base-url", server.base_url])
+    out = capsys.readouterr().out
+    assert code == 0 and "At nine." in out and "No." in out and len(server.requests) == 2
