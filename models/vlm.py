@@ -77,7 +77,8 @@ class OpenAIMemorizer:
 
 
 class TransformersMemorizer:
-    """A local Qwen2.5-VL style checkpoint (e.g. a fine-tuned memorization model) through
+    """A local Qwen2.5-VL or Qwen2.5-Omni-thinker style checkpoint (e.g. M3-Agent-Memorization's
+    thinker) through
     transformers, CUDA when present. The chat prompt is written in Qwen's ChatML with one
     vision placeholder per image, expanded to the image's patch count, as Qwen's processor does
     (built from parts so that torchvision is not needed)."""
@@ -108,8 +109,17 @@ class TransformersMemorizer:
         self.images = Qwen2VLImageProcessorPil(max_pixels=max_pixels)
         self.merge = config.vision_config.spatial_merge_size
         tok = self.tokenizer.convert_ids_to_tokens
-        self.image_pad = tok(config.image_token_id)
-        self.vision = (tok(config.vision_start_token_id), tok(config.vision_end_token_id))
+        # Qwen2.5-VL: image_token_id + vision_start/end ids; Qwen2.5-Omni thinker: image_token_index
+        # with <|vision_bos|> / <|vision_eos|> around it
+        self.image_pad = tok(getattr(config, "image_token_id", None) or config.image_token_index)
+        start, end = (getattr(config, f"vision_{k}_token_id", None) for k in ("start", "end"))
+        if start is not None and end is not None:
+            self.vision = (tok(start), tok(end))
+        else:
+            vocab = self.tokenizer.get_vocab()
+            self.vision = next(((a, b) for a, b in (("<|vision_bos|>", "<|vision_eos|>"),
+                                                   ("<|vision_start|>", "<|vision_end|>"))
+                                if a in vocab and b in vocab), ("", ""))
         self.max_tokens, self.reask = max_tokens, reask
         self.name = f"transformers:{Path(path).name}"
 

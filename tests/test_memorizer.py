@@ -140,43 +140,71 @@ def test_vlm_memorizer_does_not_retry_client_errors_and_times_out():
             OpenAIMemorizer(OpenAIChat("m", server.base_url, timeout=0.5, retries=0)).memorize(_ctx())
 
 
-def _tiny_qwen_vl(folder):
-    """A tiny random Qwen2.5-VL checkpoint with a locally trained tokenizer holding Qwen's
-    vision tokens (the real loading, prompting and generation code runs on it)."""
+def _tokenizer(folder, specials: list[str]):
+    """A small BPE tokenizer trained here, holding Qwen's special tokens."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>",
-                "<|image_pad|>", "<|video_pad|>"]
     tok.train_from_iterator(['{"episodic": ["<face_1> says hello."], "semantic": []}'] * 20,
-                            trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>",
+                                                                                "<|endoftext|>"] + specials,
                                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>")
     fast.save_pretrained(folder)
+    return fast
+
+
+TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=4096, rope_scaling={"rope_type": "default", "mrope_section": [1, 1, 2]})
+VISION = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
+              spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0], window_size=56)
+
+
+def _tiny_qwen_vl(folder) -> str:
+    """A tiny random Qwen2.5-VL checkpoint; returns its image placeholder token."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    fast = _tokenizer(folder, ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"])
     ids = fast.convert_tokens_to_ids
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_scaling={"rope_type": "default", "mrope_section": [1, 1, 2]},
-                         bos_token_id=None, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0],
-                           window_size=56),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        text_config=dict(TEXT, vocab_size=len(fast), bos_token_id=None, eos_token_id=ids("<|im_end|>"),
+                         pad_token_id=ids("<|endoftext|>")),
+        vision_config=VISION, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
     Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(folder)
+    return "<|image_pad|>"
 
 
-def test_local_transformers_vlm_memorizer_runs_the_real_code(tmp_path):
+def _tiny_qwen_omni_thinker(folder) -> str:
+    """A tiny random Qwen2.5-Omni thinker (the part of M3-Agent-Memorization that writes text)."""
+    from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+    fast = _tokenizer(folder, ["<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>",
+                               "<|audio_bos|>", "<|audio_eos|>"])
+    ids = fast.convert_tokens_to_ids
+    cfg = Qwen2_5OmniThinkerConfig(
+        text_config=dict(TEXT, vocab_size=len(fast)), vision_config=VISION,
+        audio_config=dict(d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64, output_dim=32,
+                          num_mel_bins=128, max_source_positions=100, n_window=50),
+        image_token_index=ids("<|IMAGE|>"), video_token_index=ids("<|VIDEO|>"), audio_token_index=ids("<|AUDIO|>"),
+        audio_start_token_id=ids("<|audio_bos|>"), audio_end_token_id=ids("<|audio_eos|>"),
+        vision_start_token_id=ids("<|vision_bos|>"), pad_token_id=ids("<|endoftext|>"))
+    Qwen2_5OmniThinkerForConditionalGeneration(cfg).save_pretrained(folder)
+    return "<|IMAGE|>"
+
+
+@pytest.mark.parametrize("build", [_tiny_qwen_vl, _tiny_qwen_omni_thinker])
+def test_local_transformers_vlm_memorizer_runs_the_real_code(tmp_path, build):
     import cv2
 
     from models.vlm import TransformersMemorizer
 
-    _tiny_qwen_vl(tmp_path / "vl")
+    image_token = build(tmp_path / "vl")
     m = TransformersMemorizer(str(tmp_path / "vl"), device="cpu", max_tokens=8, max_pixels=56 * 56 * 4)
+    assert m.image_pad == image_token
     ctx = _ctx()
     frame = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8))[1].tobytes()
     ctx.perception.keyframes = [frame]
@@ -184,7 +212,7 @@ def test_local_transformers_vlm_memorizer_runs_the_real_code(tmp_path):
     inputs = m._inputs(clip_messages_for(ctx))
     grid = inputs["image_grid_thw"]
     assert grid.shape == (2, 3)  # one keyframe + one face crop
-    pads = int((inputs["input_ids"] == m.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum())
+    pads = int((inputs["input_ids"] == m.tokenizer.convert_tokens_to_ids(image_token)).sum())
     assert pads == int(grid.prod(-1).sum()) // 4  # each image expanded to its merged patch count
     # random weights write random text: either it holds no JSON (the memorizer re-asks, then fails
     # naming the clip) or whatever it parsed mentions only ids the memory has
