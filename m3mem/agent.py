@@ -127,13 +127,15 @@ class Agent:
         retriever = self.memory.retriever()
         rounds: list[Round] = []
         shown: dict[int, Evidence] = {}
-        asked: list[str] = []
+        asked: list[str] = []  # distinct queries, as shown to the model
+        seen: set[str] = set()  # the same, normalised
 
         def search(rnd: Round, query: str) -> None:
-            if _norm(query) in map(_norm, asked):
+            if _norm(query) in seen:
                 rnd.note = (rnd.note + "; " if rnd.note else "") + "repeated query: further clips"
             else:
                 asked.append(query)
+                seen.add(_norm(query))
             rnd.content = query
             t = time.perf_counter()
             result = retriever.search(query, SearchOptions(
@@ -160,7 +162,7 @@ class Agent:
             rnd = Round("search", "", reply)
             rounds.append(rnd)
             action, content = parse_action(reply)
-            repeated = action == "search" and _norm(content) in map(_norm, asked)
+            repeated = action == "search" and _norm(content) in seen
             if (action == "answer" and not content) or repeated:
                 # "Action: [Answer]" alone, or no new query left to try: the answer is asked for
                 reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)

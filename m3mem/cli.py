@@ -276,16 +276,7 @@ def cmd_eval(args, settings: Settings) -> int:
     def ingest(video: Path, memory: Path) -> None:
         nonlocal ingestor
         if ingestor is None:
-            from m3mem.config import cache_root
-            from m3mem.ingest import Ingestor
-            from models.registry import memorizer, perception_models
-            from preprocessing.perception import PerceptionOptions
-            from preprocessing.video import DecodeOptions
-
-            ingestor = Ingestor(perception_models(settings), memorizer(settings), embedder,
-                                PerceptionOptions(decode=DecodeOptions(clip_seconds=settings.clip_seconds,
-                                                                       fps=settings.fps)),
-                                cache_dir=cache_root(settings) / "perception")
+            ingestor = _ingestor(settings, embedder)
         memory.parent.mkdir(parents=True, exist_ok=True)
         ingestor.run(video, memory)
 
@@ -337,17 +328,28 @@ def _videos(inputs: list[str]) -> tuple[list[Path], bool]:
     return out, several
 
 
+def _ingestor(settings: Settings, embedder):
+    """The ingest pipeline the settings describe (models load here)."""
+    from m3mem.config import cache_root
+    from m3mem.ingest import Ingestor
+    from models.registry import memorizer, perception_models
+    from preprocessing.perception import PerceptionOptions
+    from preprocessing.video import DecodeOptions
+
+    return Ingestor(perception_models(settings), memorizer(settings), embedder,
+                    PerceptionOptions(decode=DecodeOptions(clip_seconds=settings.clip_seconds, fps=settings.fps),
+                                      scene_text=settings.scene_text),
+                    cache_dir=cache_root(settings) / "perception")
+
+
 def cmd_ingest(args, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from m3mem.config import cache_root
-    from m3mem.ingest import Ingestor, IngestError
+    from m3mem.ingest import IngestError
     from models.chat import ChatError
     from models.memorizer import MemorizerError
-    from models.registry import memorizer, perception_models, text_embedder
-    from preprocessing.faces import FaceOptions
-    from preprocessing.perception import PerceptionOptions
-    from preprocessing.video import DecodeOptions, MediaError
+    from models.registry import text_embedder
+    from preprocessing.video import MediaError
 
     videos, several = _videos(args.videos)
     if not videos:
@@ -356,11 +358,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     target = Path(args.memory)
     if several or target.is_dir():
         target.mkdir(parents=True, exist_ok=True)
-    ingestor = Ingestor(
-        perception_models(settings), memorizer(settings), text_embedder(settings),
-        PerceptionOptions(decode=DecodeOptions(clip_seconds=settings.clip_seconds, fps=settings.fps),
-                          faces=FaceOptions(), scene_text=settings.scene_text),
-        cache_dir=cache_root(settings) / "perception")
+    ingestor = _ingestor(settings, text_embedder(settings))
     reports, failed = [], []
     for video in videos:
         memory = target / f"{video.stem}.m3mem" if target.is_dir() else target

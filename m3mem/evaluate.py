@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -238,13 +238,9 @@ def finished_ids(path: Path) -> set[str]:
 # ---------------------------------------------------------------- report
 def report(rows: list[dict], judge: str) -> dict:
     """Accuracy overall and per question type under ``judge``; agreement between judges."""
-    def acc(rs: list[dict]) -> dict:
-        ok = [r["verdicts"][judge] for r in rs if judge in r["verdicts"]]
-        return {"n": len(ok), "accuracy": sum(ok) / len(ok) if ok else None}
-
     by_type = {}
     for t in sorted({t for r in rows for t in r["types"]}, key=lambda t: (t not in TYPES, t)):
-        by_type[t] = acc([r for r in rows if t in r["types"]])
+        by_type[t] = _accuracy([r for r in rows if t in r["types"]], judge)
     judges = sorted({j for r in rows for j in r["verdicts"]})
     agreement = {}
     for i, a in enumerate(judges):
@@ -253,15 +249,15 @@ def report(rows: list[dict], judge: str) -> dict:
             if both:
                 agreement[f"{a} vs {b}"] = sum(r["verdicts"][a] == r["verdicts"][b] for r in both) / len(both)
     n = len(rows)
-    return {"judge": judge, "overall": acc(rows), "by_type": by_type,
-            "by_judge": {j: _acc_for(rows, j) for j in judges},
+    return {"judge": judge, "overall": _accuracy(rows, judge), "by_type": by_type,
+            "by_judge": {j: _accuracy(rows, j)["accuracy"] for j in judges},
             "agreement": agreement, "mean_rounds": sum(r["rounds"] for r in rows) / n if n else None,
             "mean_seconds": sum(r["seconds"] for r in rows) / n if n else None}
 
 
-def _acc_for(rows: list[dict], judge: str) -> float | None:
+def _accuracy(rows: list[dict], judge: str) -> dict:
     ok = [r["verdicts"][judge] for r in rows if judge in r["verdicts"]]
-    return sum(ok) / len(ok) if ok else None
+    return {"n": len(ok), "accuracy": sum(ok) / len(ok) if ok else None}
 
 
 def table(rep: dict) -> str:

@@ -82,20 +82,21 @@ class Ingestor:
             report.skipped = len(done & {w[0] for w in windows})
             cache = (PerceptionCache(self.cache_dir, digest, self.perception.key() + "|" + self.models.names())
                      if self.cache_dir else None)
-            # entries that do not load (damaged) are recomputed: the decoder must not skip them
-            cached = {i for i, _, _ in windows if cache and i not in done and cache.get(i, str(video)) is not None}
+            cached = {i for i, _, _ in windows if cache and i not in done and cache.exists(i)}
             decoded = None  # the decoder starts only if some clip is neither done nor cached
             for i, start, end in windows:
                 if i in done:
                     continue
                 result = cache.get(i, str(video)) if i in cached else None
-                if result is None and i in cached:
-                    raise IngestError(f"perception cache entry of {video} clip {i} vanished during the run")
                 if result is None:
-                    if decoded is None:
-                        decoded = iter_clips(video, self.perception.decode, skip=done | cached)
                     t = time.perf_counter()
-                    clip = next(decoded, None)
+                    if i in cached:  # a damaged cache entry (rare): decode just that clip
+                        clip = next(iter_clips(video, self.perception.decode,
+                                               skip={w[0] for w in windows} - {i}), None)
+                    else:
+                        if decoded is None:
+                            decoded = iter_clips(video, self.perception.decode, skip=done | cached)
+                        clip = next(decoded, None)
                     self._add(report.stages, "decode", time.perf_counter() - t)
                     if clip is None or clip.index != i:
                         raise MediaError(f"{video}: clip {i} ({start:.1f}-{end:.1f} s) could not be decoded")
@@ -140,7 +141,8 @@ class Ingestor:
         g = mem.graph
         face_match = match(g, "face", [f.embeddings for f in p.faces], self.identity.face_threshold)
         voice_match = match(g, "voice", [v.embeddings for v in p.voices], self.identity.voice_threshold)
-        state = json.loads(mem.store.get_meta("memorizer_state") or "{}").get(self.memorizer.name, {})
+        all_state = json.loads(mem.store.get_meta("memorizer_state") or "{}")
+        state = all_state.setdefault(self.memorizer.name, {})
         with mem.clip(p.clip, p.start, p.end) as w:
             face_ids = [self._entity(w, node, "face", f.embeddings, f.crops[:1])
                         for node, f in zip(face_match, p.faces)]
@@ -152,8 +154,6 @@ class Ingestor:
                 w.add_text("episodic", text)
             for text in out.semantic:
                 w.add_text("semantic", text)
-            all_state = json.loads(mem.store.get_meta("memorizer_state") or "{}")
-            all_state[self.memorizer.name] = state
             w.set_meta("memorizer_state", json.dumps(all_state))
 
     @staticmethod

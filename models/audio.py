@@ -95,7 +95,6 @@ def packaged_whisper(name: str = "tiny.en") -> Path:
 
 def _join_base(parts) -> Path:
     """Join ``model.bin.part1`` + ``part2`` once into the user cache folder."""
-    import os
     import shutil
 
     dirs = [Path(next(iter(p.submodule_search_locations))) for p in parts]

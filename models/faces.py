@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FaceDetection:
-    box: np.ndarray  # (4,) x0, y0, x1, y1 in pixels of the image given
-    score: float  # detector confidence, 0..1
-    embedding: np.ndarray  # (dim,) float32 identity embedding, L2-normalised
 
 
 def _package_dir(name: str, extra: str) -> Path:
@@ -95,10 +87,6 @@ class CenterFaceDlib:
             out[i] = v / max(np.linalg.norm(v), 1e-12)
         return out
 
-    def analyze(self, img: np.ndarray) -> list[FaceDetection]:
-        boxes, scores = self.detect(img)
-        embs = self.embed(img, boxes) if len(boxes) else np.zeros((0, self.dim), np.float32)
-        return [FaceDetection(b, float(s), e) for b, s, e in zip(boxes, scores, embs)]
 
 
 class InsightFace:
@@ -145,7 +133,3 @@ class InsightFace:
             out[i] = face.normed_embedding
         return out
 
-    def analyze(self, img: np.ndarray) -> list[FaceDetection]:
-        boxes, scores = self.detect(img)
-        embs = self.embed(img, boxes) if len(boxes) else np.zeros((0, self.dim), np.float32)
-        return [FaceDetection(b, float(s), e) for b, s, e in zip(boxes, scores, embs)]

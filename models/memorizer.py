@@ -153,11 +153,13 @@ class PerceptionMemorizer:
         for tag, f in zip(faces, p.faces):
             spans = ", ".join(f"{timecode(a)}" if b - a < 1 else f"{timecode(a)}-{timecode(b)}" for a, b in f.spans)
             out.episodic.append(f"{tag} is on screen at {spans}.")
-        for group in self._together(p):
+        vis = self._visible(p)
+        turns = self._turns(p)
+        for group in self._together(vis):
             names = [faces[i] for i in group]
             count = _COUNT[len(names)] if len(names) < len(_COUNT) else str(len(names))
             out.episodic.append(f"{count} people are on screen together: {', '.join(names[:-1])} and {names[-1]}.")
-        for speaker, start, end, text in self._turns(p):
+        for speaker, start, end, text in turns:
             who = voices[speaker] if speaker >= 0 else "An unidentified voice"
             out.episodic.append(f'{who} says at {timecode(start)}-{timecode(end)}: "{text}"')
         if p.scene_text:
@@ -165,8 +167,8 @@ class PerceptionMemorizer:
         if not p.faces and not p.utterances:
             heard = "no speech was heard" if p.has_audio else "the video has no audio"
             out.episodic.append(f"No face was seen and {heard} between {timecode(p.start)} and {timecode(p.end)}.")
-        out.semantic += self._equivalences(ctx)
-        out.semantic += self._names(ctx)
+        out.semantic += self._equivalences(ctx, vis)
+        out.semantic += self._names(ctx, turns)
         out.semantic += self._recurring(ctx)
         return out
 
@@ -195,10 +197,9 @@ class PerceptionMemorizer:
                 vis[i, lo:hi] = True
         return vis
 
-    def _together(self, p: ClipPerception) -> list[tuple[int, ...]]:
-        if len(p.faces) < 2:
+    def _together(self, vis: np.ndarray) -> list[tuple[int, ...]]:
+        if len(vis) < 2:
             return []
-        vis = self._visible(p)
         groups: dict[tuple[int, ...], int] = {}
         for col in vis.T:
             g = tuple(np.flatnonzero(col).tolist())
@@ -208,13 +209,12 @@ class PerceptionMemorizer:
         return [g for g, n in groups.items() if n >= need and not any(set(g) < set(h) for h in groups)]
 
     # -- semantic helpers
-    def _equivalences(self, ctx: ClipContext) -> list[str]:
+    def _equivalences(self, ctx: ClipContext, vis: np.ndarray) -> list[str]:
         """Accumulate, per (face, voice), the seconds the voice speaks while that face is the only
         one on screen; a pair becomes an equivalence when it has enough seconds, holds most of the
         voice's such speech, and each is the other's best partner. Each face/voice gets one."""
         p, st = ctx.perception, ctx.state.setdefault("cooccur", {"pair": {}, "voice": {}, "done": []})
         if p.faces and p.voices:
-            vis = self._visible(p)
             solo = vis.sum(0) == 1
             for vi, v in enumerate(p.voices):
                 speak = np.zeros(vis.shape[1], bool)
@@ -247,11 +247,9 @@ class PerceptionMemorizer:
             out.append(f"Equivalence: <face_{f}>, <voice_{v}>")
         return out
 
-    def _names(self, ctx: ClipContext) -> list[str]:
-        p = ctx.perception
+    def _names(self, ctx: ClipContext, turns: list[tuple[int, float, float, str]]) -> list[str]:
         named = ctx.state.setdefault("names", {})
         out = []
-        turns = self._turns(p)
         for k, (speaker, _, _, text) in enumerate(turns):
             if speaker < 0:
                 continue

