@@ -27,19 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.memory).is_file():
         print(f"{args.memory}: no memory (run python -m bench.episode_eval first)", file=sys.stderr)
         return 3
-    from m3mem.agent import Agent
+    from m3mem import build
     from m3mem.config import Settings
     from m3mem.evaluate import load_annotations
-    from m3mem.memory import Memory
-    from models.registry import chat_model, text_embedder
 
     s = Settings()
     t = time.perf_counter()
-    chat = chat_model(s)
+    chat = build.chat_model(s)
     load = time.perf_counter() - t
     rows = []
-    with Memory.open(args.memory, text_embedder(s)) as mem:
-        agent = Agent(mem, chat)
+    with build.open_memory(args.memory, s, embedder=True) as mem:
+        agent = build.agent(mem, chat, s)
         for q in load_annotations(args.questions):
             a = agent.ask(q.question)
             rows.append({"question": q.question, **a.timings, "rounds": len(a.rounds)})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+from bench.media import MEDIA
 
 # (file under media/video, who is on screen and speaking)
 SEGMENTS: list[tuple[str, str]] = [
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="write the segment list (source, person, start, end)")
     args = ap.parse_args(argv)
     if not (MEDIA / "video").is_dir():
-        print(f"shared media not found at {MEDIA}", file=sys.stderr)
+        print(f"shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
         return 3
     manifest = build(Path(args.out))
     for s in manifest:

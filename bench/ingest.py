@@ -22,24 +22,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("videos", nargs="*", help="videos (default: the episode built from ../shared/media)")
     ap.add_argument("--json", metavar="PATH", help="write the reports as JSON")
     args = ap.parse_args(argv)
+    from m3mem import build
     from m3mem.config import Settings
-    from m3mem.ingest import Ingestor
-    from models.memorizer import PerceptionMemorizer
-    from models.registry import perception_models, text_embedder
 
     with tempfile.TemporaryDirectory() as tmp:
         videos = [Path(v) for v in args.videos]
         if not videos:
-            from bench.episode import MEDIA, build
+            from bench.episode import MEDIA
+            from bench.episode import build as build_episode
 
             if not (MEDIA / "video").is_dir():
-                print(f"no videos given and shared media not found at {MEDIA}", file=sys.stderr)
+                print(f"no videos given and shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
                 return 3
             videos = [Path(tmp) / "episode.mp4"]
-            build(videos[0])
-        s = Settings()
+            build_episode(videos[0])
         t = time.perf_counter()
-        ingestor = Ingestor(perception_models(s), PerceptionMemorizer(), text_embedder(s), cache_dir=None)
+        ingestor = build.ingestor(Settings())
+        ingestor.cache_dir = None  # every stage runs
         load = time.perf_counter() - t
         reports = []
         print(f"models loaded in {load:.1f} s")

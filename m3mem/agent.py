@@ -17,13 +17,12 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from m3mem.characters import known_names
 from m3mem.memory import Memory
-from m3mem.mentions import MENTION_RE
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
+from models.mentions import MENTION_RE
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,7 @@ class Answer:
 @dataclass(frozen=True)
 class AgentOptions:
     rounds: int = 5  # at most this many model turns; the last must answer
-    top_k: int = 2  # clips shown per search
-    mode: str = "max"
-    threshold: float = 0.0
+    search: SearchOptions = SearchOptions(top_k=2)  # each search (top_k: clips shown per search)
     max_tokens: int = 96  # per model turn
     search_question_first: bool = True  # search the question itself before the first turn
 
@@ -138,9 +135,8 @@ class Agent:
                 seen.add(_norm(query))
             rnd.content = query
             t = time.perf_counter()
-            result = retriever.search(query, SearchOptions(
-                top_k=o.top_k, mode=o.mode, threshold=o.threshold, before_clip=before_clip,
-                exclude_clips=frozenset(shown)))
+            result = retriever.search(query, replace(o.search, before_clip=before_clip,
+                                                     exclude_clips=frozenset(shown)))
             rnd.retrieval_seconds = time.perf_counter() - t
             for h in result.clips:
                 shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories)
@@ -204,7 +200,7 @@ class Agent:
         if not MENTION_RE.search(text):
             return text
         g = self.memory.graph
-        names = known_names(g)
+        names = g.names()
 
         def name(m: re.Match) -> str:
             kind, num = m.group(1), int(m.group(2))

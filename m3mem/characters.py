@@ -14,15 +14,7 @@ memory yields the same ids.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from m3mem.graph import MemoryGraph
-
-NAME_RE = re.compile(r"<character_(\d+)>(?:'s name is| is called| introduces themself as)\s+(?:probably\s+)?"
-                     r"([A-Z][\w-]*(?: [A-Z][\w-]*)?)")
 
 
 class UnionFind:
@@ -74,13 +66,3 @@ def build_characters(
             of_entity[e] = char
     return of_entity, members
 
-
-def known_names(graph: "MemoryGraph") -> dict[int, str]:
-    """Character id -> name, from semantic memories such as "<voice_4>'s name is Lily." (the
-    first such memory wins)."""
-    out: dict[int, str] = {}
-    for n in graph.texts.values():
-        if n.kind == "semantic":
-            for cid, name in NAME_RE.findall(graph.translated_text(n.id)):
-                out.setdefault(int(cid), name)
-    return out

@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from m3mem.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -31,7 +33,7 @@ class Settings:
     memorizer_base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM, SGLang, Ollama)
     memorizer_api_key: str | None = None  # default: $OPENAI_API_KEY
     # chat model (control agent, judge)
-    llm: str = "qwen2.5-0.5b"  # "qwen2.5-0.5b" (offline GGUF), "openai", or a local transformers folder
+    llm: str = "qwen2.5-coder-0.5b"  # offline GGUF (Qwen2.5-Coder-0.5B-Instruct), "openai", or a local folder
     llm_model: str | None = None  # model name on the server (llm = "openai")
     llm_base_url: str | None = None
     llm_api_key: str | None = None  # default: $OPENAI_API_KEY
@@ -62,7 +64,7 @@ def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:
         if kind.startswith("bool"):
             return value.lower() in ("1", "true", "yes", "on")
     except ValueError:
-        raise ValueError(f"{source}: {field.name} must be {kind}, got {value!r}") from None
+        raise ConfigError(f"{source}: {field.name} must be {kind}, got {value!r}") from None
     return value
 
 
@@ -76,14 +78,14 @@ def load_settings(config: str | Path | None = None, flags: Mapping[str, Any] | N
     if path:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such config file")
+            raise ConfigError(f"{path}: no such config file")
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{path}: not valid TOML ({e})") from e
+            raise ConfigError(f"{path}: not valid TOML ({e})") from e
         unknown = sorted(set(data) - set(byname))
         if unknown:
-            raise ValueError(f"{path}: unknown settings {unknown}; known: {sorted(byname)}")
+            raise ConfigError(f"{path}: unknown settings {unknown}; known: {sorted(byname)}")
         values.update({k: _coerce(byname[k], v, str(path)) for k, v in data.items()})
     for name, f in byname.items():
         env = environ.get(f"M3MEM_{name.upper()}")

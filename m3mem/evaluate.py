@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from m3mem.errors import AnnotationError
+
 log = logging.getLogger(__name__)
 
 TYPES = ["Multi-Detail Reasoning", "Multi-Evidence Reasoning", "Multi-Hop Reasoning", "Cross-Modal Reasoning",
@@ -44,9 +46,9 @@ def load_annotations(path: str | Path) -> list[Question]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such annotation file") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from None
+        raise AnnotationError(f"{path}: not JSON ({e})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object of video id -> {{video_path, mem_path, qa_list}}")
+        raise AnnotationError(f"{path}: expected an object of video id -> {{video_path, mem_path, qa_list}}")
     out = []
     for vid, entry in data.items():
         for qa in entry.get("qa_list", []):
@@ -55,7 +57,7 @@ def load_annotations(path: str | Path) -> list[Question]:
                                     list(qa.get("type") or []), qa.get("before_clip"),
                                     entry.get("video_path", ""), entry.get("mem_path", "")))
             except KeyError as e:
-                raise ValueError(f"{path}: video {vid}: a question lacks {e}") from None
+                raise AnnotationError(f"{path}: video {vid}: a question lacks {e}") from None
     return out
 
 

@@ -13,7 +13,8 @@ from typing import Literal
 import numpy as np
 
 from m3mem.characters import build_characters
-from m3mem.mentions import Mention, is_equivalence, parse_mentions, substitute
+from m3mem.errors import UsageError
+from models.mentions import Mention, is_equivalence, parse_mentions, substitute
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ class GraphConfig:
         limits = (self.max_face_embeddings, self.max_voice_embeddings,
                   self.max_face_contents, self.max_voice_contents)
         if min(limits) < 1:
-            raise ValueError(f"per-entity limits must be >= 1, got {limits}")
+            raise UsageError(f"per-entity limits must be >= 1, got {limits}")
         if not -1.0 <= self.contradict_threshold < self.reinforce_threshold <= 1.0:
-            raise ValueError("need -1 <= contradict_threshold < reinforce_threshold <= 1")
+            raise UsageError("need -1 <= contradict_threshold < reinforce_threshold <= 1")
 
 
 @dataclass
@@ -63,6 +64,18 @@ class TextNode:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """A fact a memorizer asserted about one entity (e.g. key "name"), with the text node that
+    states it in words."""
+
+    entity: int  # face/voice node id
+    key: str
+    value: str
+    clip: int
+    text: int  # the text node saying it
+
+
+@dataclass(frozen=True)
 class TextResult:
     """What happened to a text added to the graph."""
 
@@ -79,9 +92,10 @@ class Changes:
     nodes: set[int] = field(default_factory=set)
     edges: set[tuple[int, int]] = field(default_factory=set)  # (text node, entity); absent = deleted
     clips: set[int] = field(default_factory=set)
+    facts: list[Fact] = field(default_factory=list)  # new facts (facts are never rewritten)
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.edges or self.clips)
+        return bool(self.nodes or self.edges or self.clips or self.facts)
 
 
 class _Rows:
@@ -130,6 +144,7 @@ class MemoryGraph:
         self.adj: dict[int, dict[int, float]] = {}  # node -> {neighbour: weight}, both directions
         self.clips: dict[int, tuple[float, float]] = {}  # clip index -> (start, end) seconds
         self.clip_texts: dict[int, list[int]] = {}  # clip index -> its text node ids
+        self.facts: list[Fact] = []  # in the order they were asserted
         self.next_id = 0
         self.next_birth = 0
         self._groups: dict[frozenset[int], _Rows] = {}  # semantic nodes by mentioned entity set
@@ -265,6 +280,27 @@ class MemoryGraph:
         for entity_id, w in list(self.adj[text_id].items()):
             self._set_edge(text_id, entity_id, w + delta)
 
+    # -------------------------------------------------------------------- facts
+    def add_fact(self, entity: int, key: str, value: str, clip: int, text: int) -> Fact:
+        """Record that ``entity``'s ``key`` is ``value`` (said by text node ``text`` in ``clip``)."""
+        self.entity(entity)
+        if text not in self.texts:
+            raise KeyError(f"no text node with id {text}")
+        fact = Fact(entity, key, value, clip, text)
+        self.facts.append(fact)
+        self._changes.facts.append(fact)
+        return fact
+
+    def names(self) -> dict[int, str]:
+        """Character id -> name, from "name" facts about any of its faces and voices: the name
+        asserted most often wins, ties go to the earliest."""
+        votes: dict[int, dict[str, int]] = {}
+        for f in self.facts:
+            if f.key == "name" and f.entity in self.entities:
+                names = votes.setdefault(self.character_of(f.entity), {})
+                names[f.value] = names.get(f.value, 0) + 1
+        return {c: max(names, key=lambda n: (names[n], -list(names).index(n))) for c, names in votes.items()}
+
     # --------------------------------------------------------------- neighbours
     def neighbours(self, node_id: int) -> dict[int, float]:
         """Adjacent nodes with edge weights; O(degree)."""
@@ -382,6 +418,9 @@ class MemoryGraph:
     def restore_text(self, node: TextNode) -> None:
         self._insert_text(node)
         self.next_id = max(self.next_id, node.id + 1)
+
+    def restore_fact(self, fact: Fact) -> None:
+        self.facts.append(fact)
 
     def restore_edge(self, text_id: int, entity_id: int, weight: float) -> None:
         self.adj[text_id][entity_id] = weight

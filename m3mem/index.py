@@ -108,6 +108,25 @@ class TextIndex:
         index.add(self.vectors[: self.size])
         self.index, self.kind, self.indexed = index, "hnsw", self.size
 
+    def visible(self, before_clip: int | None = None, exclude_clips: frozenset[int] = frozenset()
+                ) -> np.ndarray | None:
+        """Boolean mask over positions of clips < ``before_clip`` and not excluded (None: all)."""
+        if before_clip is None and not exclude_clips:
+            return None
+        clips = self.clips[: self.size]
+        mask = np.ones(self.size, bool)
+        if before_clip is not None:
+            mask &= clips < before_clip
+        if exclude_clips:
+            mask &= ~np.isin(clips, np.fromiter(exclude_clips, np.int64))
+        return mask
+
+    def clip_at(self, position: int) -> int:
+        return int(self.clips[position])
+
+    def node_at(self, position: int) -> int:
+        return int(self.node_ids[position])
+
     def positions(self, node_ids: list[int] | np.ndarray) -> np.ndarray:
         """Index positions of text node ids (which must be in the index)."""
         return np.searchsorted(self.node_ids[: self.size], np.asarray(node_ids, np.int64))

@@ -17,19 +17,19 @@ from typing import Callable
 
 import numpy as np
 
+from m3mem.errors import IngestError
 from m3mem.identity import IdentityOptions, match
-from m3mem.memory import Memory
-from models.memorizer import ClipContext, Memorizer
+from m3mem.memory import ClipWriter, Memory
+from models.base import TextEmbedder
+from models.memorizer import ClipContext, EntityFact, Memorizer
+from models.mentions import parse_mentions
 from preprocessing.cache import PerceptionCache, content_hash
 from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
 from preprocessing.types import ClipPerception
 from preprocessing.video import MediaError, clip_windows, iter_clips, probe
 
 log = logging.getLogger(__name__)
-
-
-class IngestError(RuntimeError):
-    """Ingest cannot go on (the memory belongs to another video, ...)."""
+__all__ = ["IngestError", "IngestReport", "Ingestor"]
 
 
 @dataclass
@@ -60,7 +60,7 @@ class IngestReport:
 class Ingestor:
     models: PerceptionModels
     memorizer: Memorizer
-    embedder: object  # TextEmbedder
+    embedder: TextEmbedder
     perception: PerceptionOptions = field(default_factory=PerceptionOptions)
     identity: IdentityOptions = field(default_factory=IdentityOptions)
     cache_dir: Path | None = None
@@ -154,10 +154,22 @@ class Ingestor:
                 w.add_text("episodic", text)
             for text in out.semantic:
                 w.add_text("semantic", text)
+            for fact in out.facts:
+                self._fact(w, fact, p)
             w.set_meta("memorizer_state", json.dumps(all_state))
 
     @staticmethod
-    def _entity(w, node: int | None, kind: str, embeddings: np.ndarray, contents) -> int:
+    def _fact(w: ClipWriter, fact: EntityFact, p: ClipPerception) -> None:
+        found = parse_mentions(fact.entity)
+        entity = found[0].id if len(found) == 1 else None
+        if entity is None or entity not in w.graph.entities or w.graph.entities[entity].kind != found[0].kind:
+            log.warning("%s clip %d: a fact names no face or voice of this memory (%r); dropped",
+                        p.video, p.clip, fact.entity)
+            return
+        w.add_fact(entity, fact.key, fact.value, fact.text)
+
+    @staticmethod
+    def _entity(w: ClipWriter, node: int | None, kind: str, embeddings: np.ndarray, contents) -> int:
         if node is None:
             return w.add_entity(kind, embeddings, contents)
         w.update_entity(node, embeddings, contents)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from m3mem.errors import EmbedderMismatchError, MemoryFileError
 from m3mem.graph import GraphConfig, MemoryGraph, TextResult
 from m3mem.index import IndexConfig, TextIndex
-from m3mem.store import MemoryFileError, Store
+from m3mem.retrieval import Retriever, SearchOptions
+from m3mem.store import Store
 from models.base import TextEmbedder
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class Memory:
             graph = store.load(config)
             text_dim = graph.dims.get("text")
             if embedder is not None and text_dim is not None and embedder.dim != text_dim:
-                raise ValueError(f"{path}: memory holds {text_dim}-d text embeddings, "
+                raise EmbedderMismatchError(f"{path}: memory holds {text_dim}-d text embeddings, "
                                  f"the text embedder makes {embedder.dim}-d ones")
             return cls(store, graph, embedder, index_config)
         except BaseException:
@@ -82,7 +84,7 @@ class Memory:
             self.store.write_characters(self.graph)
             for key, value in (meta or {}).items():
                 self.store.set_meta(key, value)
-        last = self.index.node_ids[self.index.size - 1] if self.index and self.index.size else -1
+        last = self.index.node_at(self.index.size - 1) if self.index and self.index.size else -1
         # text nodes are never rewritten: those above the last indexed id are the new ones
         new = sorted(n for n in changes.nodes if n in self.graph.texts and n > last)
         if new:
@@ -98,10 +100,10 @@ class Memory:
         self._index_graph()
 
     # --------------------------------------------------------------- reading
-    def retriever(self, **options):
-        from m3mem.retrieval import Retriever
-
-        return Retriever(self, **options)
+    def retriever(self, options: SearchOptions | None = None, **fields) -> Retriever:
+        """A retriever over this memory whose searches default to ``options`` (or to
+        ``SearchOptions(**fields)``, e.g. ``retriever(top_k=3)``)."""
+        return Retriever(self, options or SearchOptions(**fields))
 
     def embed_query(self, text: str) -> np.ndarray:
         if self.embedder is None:
@@ -125,6 +127,7 @@ class ClipWriter:
         self.memory, self.clip, self.start, self.end = memory, clip, start, end
         self.graph = memory.graph
         self._texts: list[tuple[str, str, np.ndarray | None]] = []
+        self._facts: dict[int, list[tuple[int, str, str]]] = {}  # index in _texts -> facts it states
         self._meta: dict[str, str] = {}
 
     def __enter__(self) -> "ClipWriter":
@@ -141,6 +144,13 @@ class ClipWriter:
     def add_text(self, kind: str, text: str, embedding: np.ndarray | None = None) -> None:
         """Queue a memory; texts without an embedding are embedded together at commit."""
         self._texts.append((kind, text, embedding))
+
+    def add_fact(self, entity: int, key: str, value: str, text: str) -> None:
+        """Record a fact about a face/voice node (e.g. ``key="name"``) with the sentence that says
+        it; the sentence is stored as a semantic memory and the fact points at it."""
+        self.graph.entity(entity)
+        self._facts.setdefault(len(self._texts), []).append((entity, key, value))
+        self._texts.append(("semantic", text, None))
 
     def set_meta(self, key: str, value: str) -> None:
         """Store ``key`` in the memory's meta table in this clip's transaction (e.g. state a
@@ -164,8 +174,12 @@ class ClipWriter:
         if todo and self.memory.embedder is None:
             raise RuntimeError("memories without embeddings need a text embedder")
         embedded = iter(self.memory.embedder.embed(todo)) if todo else iter(())
-        return [self.graph.add_text(kind, text, self.clip, next(embedded) if e is None else e)
-                for kind, text, e in self._texts]
+        results = [self.graph.add_text(kind, text, self.clip, next(embedded) if e is None else e)
+                   for kind, text, e in self._texts]
+        for i, facts in self._facts.items():
+            for entity, key, value in facts:
+                self.graph.add_fact(entity, key, value, self.clip, results[i].node_id)
+        return results
 
 
-__all__ = ["Memory", "ClipWriter", "MemoryFileError"]
+__all__ = ["ClipWriter", "Memory", "MemoryFileError"]

@@ -15,15 +15,15 @@ Candidates come from the vector index; clips are then rescored exactly from thei
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 import numpy as np
 
-from m3mem.mentions import clip_references, parse_mentions
-
-if TYPE_CHECKING:
-    from m3mem.memory import Memory
+from m3mem.errors import UsageError
+from m3mem.graph import MemoryGraph
+from m3mem.index import TextIndex
+from models.mentions import clip_references, parse_mentions
 
 Mode = Literal["max", "mean", "sum"]
 MEMORY_WISE_RE = re.compile(r"character\s*id|name of\s*<character_\d+>|<character_\d+>'s name",
@@ -42,9 +42,9 @@ class SearchOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "mean", "sum"):
-            raise ValueError(f"mode must be max, mean or sum, got {self.mode!r}")
+            raise UsageError(f"mode must be max, mean or sum, got {self.mode!r}")
         if self.top_k < 1 or self.depth < 1:
-            raise ValueError("top_k and depth must be >= 1")
+            raise UsageError("top_k and depth must be >= 1")
 
 
 @dataclass
@@ -84,19 +84,36 @@ class SearchResult:
         return out
 
 
-class Retriever:
-    """Searches one open memory. Cheap to create; holds no state between searches."""
+class Searchable(Protocol):
+    """What retrieval reads: an open memory (``m3mem.memory.Memory``) or anything like it."""
 
-    def __init__(self, memory: "Memory"):
+    graph: MemoryGraph
+    index: TextIndex | None
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class Retriever:
+    """Searches one open memory. Cheap to create; holds no state between searches.
+
+    ``options`` are the defaults of every search; a search may pass its own."""
+
+    def __init__(self, memory: Searchable, options: SearchOptions | None = None):
         self.memory = memory
+        self.options = options or SearchOptions()
 
     @property
-    def graph(self):
+    def graph(self) -> MemoryGraph:
         return self.memory.graph
 
-    def search(self, query: str, options: SearchOptions = SearchOptions(),
+    def with_options(self, **changes) -> SearchOptions:
+        """The default options with some fields changed."""
+        return replace(self.options, **changes)
+
+    def search(self, query: str, options: SearchOptions | None = None,
                embedding: np.ndarray | None = None) -> SearchResult:
         """Route a query the way M3-Agent does and run it."""
+        options = options or self.options
         refs = clip_references(query)
         if refs:
             return self.clips_by_index(query, refs, options)
@@ -110,8 +127,9 @@ class Retriever:
                 if c in self.graph.clips and self._visible(c, options)]
         return SearchResult(query, "clip_refs", clips=hits)
 
-    def clip_search(self, query: str, options: SearchOptions = SearchOptions(),
+    def clip_search(self, query: str, options: SearchOptions | None = None,
                     embedding: np.ndarray | None = None) -> SearchResult:
+        options = options or self.options
         q = self._embed(query, embedding)
         index = self.memory.index
         if index is None or index.size == 0:
@@ -123,7 +141,7 @@ class Retriever:
             s, pos = self._nodes(q, depth, subset, mask)
             scores = {}
             for score, p in zip(s.tolist(), pos.tolist()):
-                c = int(index.clips[p])
+                c = index.clip_at(p)
                 if c not in scores:  # results come best first: the first is the clip's max
                     scores[c] = score
             exhausted = len(pos) < depth
@@ -136,8 +154,9 @@ class Retriever:
         chosen = [c for c, s in ranked if s >= options.threshold][: options.top_k]
         return SearchResult(query, "clips", clips=[self._hit(c, scores[c]) for c in sorted(chosen)])
 
-    def memory_search(self, query: str, options: SearchOptions = SearchOptions(),
+    def memory_search(self, query: str, options: SearchOptions | None = None,
                       embedding: np.ndarray | None = None) -> SearchResult:
+        options = options or self.options
         q = self._embed(query, embedding)
         if self.memory.index is None or self.memory.index.size == 0:
             return SearchResult(query, "memories")
@@ -147,7 +166,7 @@ class Retriever:
         for score, p in zip(s.tolist(), pos.tolist()):
             if score < options.threshold:
                 continue
-            node = self.graph.texts[int(self.memory.index.node_ids[p])]
+            node = self.graph.texts[self.memory.index.node_at(p)]
             hits.append(MemoryHit(node.id, node.clip, node.start, node.end, node.kind, score,
                                   self.graph.translated_text(node.id)))
         return SearchResult(query, "memories", memories=hits)
@@ -167,14 +186,7 @@ class Retriever:
     def _scope(self, query: str, options: SearchOptions) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(positions the query is restricted to, or None; boolean mask of visible positions, or None)."""
         index = self.memory.index
-        mask = None
-        if options.before_clip is not None or options.exclude_clips:
-            clips = index.clips[: index.size]
-            mask = np.ones(index.size, bool)
-            if options.before_clip is not None:
-                mask &= clips < options.before_clip
-            if options.exclude_clips:
-                mask &= ~np.isin(clips, np.fromiter(options.exclude_clips, np.int64))
+        mask = index.visible(options.before_clip, options.exclude_clips)
         subset = None
         if any(m.kind in ("face", "voice", "character") for m in parse_mentions(query)):
             entities = self.graph.resolve_query(query)
@@ -198,7 +210,7 @@ class Retriever:
         pos = index.positions(self.graph.clip_texts[clip])
         if subset is not None:
             pos = np.intersect1d(pos, subset)
-        s = index.vectors[pos] @ q
+        s = index.score_subset(q, pos, len(pos))[0]
         return float(s.sum() if mode == "sum" else s.mean())
 
     def _hit(self, clip: int, score: float) -> ClipHit:

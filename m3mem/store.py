@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from m3mem.graph import Changes, EntityNode, GraphConfig, MemoryGraph, TextNode
+from m3mem.errors import MemoryFileError
+from m3mem.graph import Changes, EntityNode, Fact, GraphConfig, MemoryGraph, TextNode
 
 FORMAT = "m3mem-memory"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: facts table (version 1 memories are read as they are and upgraded at the next write)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,10 +37,9 @@ CREATE TABLE edges (
     PRIMARY KEY (text, entity)) WITHOUT ROWID;
 CREATE TABLE characters (entity INTEGER PRIMARY KEY, character INTEGER NOT NULL);
 """
-
-
-class MemoryFileError(RuntimeError):
-    """A memory file is missing, not an m3mem memory, too new, or damaged."""
+_FACTS = """CREATE TABLE IF NOT EXISTS facts (
+    entity INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    clip INTEGER NOT NULL, text INTEGER NOT NULL)"""
 
 
 class Store:
@@ -77,7 +77,7 @@ class Store:
 
     def _create(self) -> None:
         with self.transaction():
-            for stmt in _SCHEMA.split(";"):
+            for stmt in _SCHEMA.split(";") + [_FACTS]:
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -143,16 +143,28 @@ class Store:
                                         tuple(map(int, ents.split(","))) if ents else ()))
         for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
             graph.restore_edge(text, entity, weight)
+        if self._has_table("facts"):
+            for row in self.conn.execute("SELECT entity, key, value, clip, text FROM facts ORDER BY rowid"):
+                graph.restore_fact(Fact(*row))
         next_id = self.get_meta("next_id")
         if next_id is not None:
             graph.next_id = max(graph.next_id, int(next_id))
         graph.drain_changes()
         return graph
 
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (name,)).fetchone() is not None
+
     # ----------------------------------------------------------------- write
     def write(self, graph: MemoryGraph, changes: Changes) -> None:
         """Write what ``changes`` names from ``graph``; call inside ``transaction()``."""
         c = self.conn
+        if int(self.get_meta("schema_version") or 0) < SCHEMA_VERSION:  # upgrade 1 -> 2
+            c.execute(_FACTS)
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        c.executemany("INSERT INTO facts VALUES (?, ?, ?, ?, ?)",
+                      [(f.entity, f.key, f.value, f.clip, f.text) for f in changes.facts])
         c.executemany("INSERT OR REPLACE INTO clips VALUES (?, ?, ?)",
                       [(k, *graph.clips[k]) for k in sorted(changes.clips)])
         for nid in sorted(changes.nodes):

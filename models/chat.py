@@ -4,7 +4,7 @@
   through the ``openai`` client, with a timeout and bounded retries on transient errors only.
 - ``TransformersChat``: a local transformers causal-LM checkpoint (Qwen2.5 / Qwen3 /
   M3-Agent-Control style) or a GGUF file; ``offline_default()`` assembles the packaged
-  Qwen2.5-0.5B-Instruct GGUF (see ``models.gguf``).
+  Qwen2.5-Coder-0.5B-Instruct GGUF (see ``models.gguf``).
 
 Messages are OpenAI-style dicts: {"role": "system" | "user" | "assistant", "content": str | list}.
 """
@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from models.device import pick_device
+from preprocessing.errors import ModelError
+
 log = logging.getLogger(__name__)
+OFFLINE_NAME = "qwen2.5-coder-0.5b-instruct (offline)"
 
 
-class ChatError(RuntimeError):
+class ChatError(ModelError):
     """The chat model failed: server unreachable or erroring after retries, or a bad request."""
 
 
@@ -97,31 +101,36 @@ class TransformersChat:
     """A local causal LM with a chat template, from a checkpoint folder or a ``.gguf`` file.
     Greedy decoding by default; CUDA (float16) when present, else CPU (float32)."""
 
-    def __init__(self, path: str | Path, device: str | None = None, name: str | None = None):
+    def __init__(self, path: str | Path, device: str | None = None, name: str | None = None,
+                 cache: Path | None = None):
+        """``cache``: where a ``.gguf`` file is converted once into a plain folder (needed for
+        ``.gguf`` paths only)."""
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:
             raise ImportError("local chat models need torch and transformers") from e
-        from models.device import pick_device
-
         path = Path(path)
         if path.suffix == ".gguf" and path.is_file():  # converted once into a plain folder
-            from m3mem.config import cache_root
             from models.gguf import gguf_to_checkpoint
 
-            path = gguf_to_checkpoint(path, cache_root() / "gguf" / path.stem)
+            if cache is None:
+                raise ValueError(f"{path}: a .gguf model is converted once into a cache folder: pass cache=")
+            path = gguf_to_checkpoint(path, cache / "gguf" / path.stem)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such model folder")
         self.torch = torch
         self.device = pick_device(device)
         # float32 on CPU: bfloat16 matmuls there are several times slower for the prompt
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{path}: cannot load the chat model ({e})") from e
         self.model.to(self.device).eval()
         if self.tokenizer.chat_template is None:
-            raise ValueError(f"{path}: the tokenizer has no chat template")
+            raise ModelError(f"{path}: the tokenizer has no chat template")
         self.name = name or path.name
         self.usage = Usage()
 
@@ -144,8 +153,9 @@ class TransformersChat:
         return (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
 
 
-def offline_default(device: str | None = None) -> TransformersChat:
-    """Qwen2.5-Coder-0.5B-Instruct from the packaged GGUF (joined, verified and converted once)."""
+def offline_default(cache: Path, device: str | None = None) -> TransformersChat:
+    """Qwen2.5-Coder-0.5B-Instruct from the packaged GGUF (joined, verified and converted once
+    into ``cache``)."""
     from models.gguf import offline_checkpoint
 
-    return TransformersChat(offline_checkpoint(), device=device, name="qwen2.5-0.5b-instruct (offline)")
+    return TransformersChat(offline_checkpoint(cache), device=device, name=OFFLINE_NAME)

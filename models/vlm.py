@@ -8,7 +8,8 @@ import base64
 import logging
 
 from models.chat import ChatError, ChatModel
-from models.memorizer import ClipContext, Memories, MemorizerError, drop_unknown, parse_reply, timecode
+from models.memorizer import ClipContext, Memories, MemorizerError, drop_unknown, parse_reply
+from preprocessing.types import timecode
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,9 @@ For the clip you are shown, write two lists of short, self-contained sentences.
   same person, add exactly the line "Equivalence: <face_N>, <voice_M>".
 Refer to people ONLY with the tags given to you (<face_N> for faces, <voice_M> for voices) and
 never invent new tags. Write nothing you cannot see or hear in the clip.
-Reply with one JSON object and nothing else: {"episodic": [...], "semantic": [...]}"""
+When the clip tells a person's name (an introduction, a caption, being addressed and answering),
+also give it in "names", keyed by the tag: {"<voice_M>": "Lily"}.
+Reply with one JSON object and nothing else: {"episodic": [...], "semantic": [...], "names": {...}}"""
 
 
 def _image(jpeg: bytes) -> dict:
@@ -49,7 +52,8 @@ def clip_messages(ctx: ClipContext) -> list[dict]:
     parts.append({"type": "text", "text": "Transcript:\n" + transcript})
     if p.scene_text:
         parts.append({"type": "text", "text": "On-screen text: " + " | ".join(p.scene_text)})
-    parts.append({"type": "text", "text": 'Now reply with the JSON object {"episodic": [...], "semantic": [...]}.'})
+    parts.append({"type": "text", "text": 'Now reply with the JSON object '
+                                          '{"episodic": [...], "semantic": [...], "names": {...}}.'})
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": parts}]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from preprocessing.cluster import agglomerate
+from preprocessing.interfaces import FaceModel
 from preprocessing.types import FaceCluster
 
 
@@ -67,7 +68,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def detect(frames: list[np.ndarray], times: list[float], model, options: FaceOptions
+def detect(frames: list[np.ndarray], times: list[float], model: FaceModel, options: FaceOptions
            ) -> list[_Det]:
     """Quality-filtered detections over sampled RGB frames, linked into tracks (a box that overlaps
     one of the previous frame's boxes, with a similar colour histogram, continues its track).

@@ -1,6 +1,6 @@
 """One clip in, a ClipPerception out: faces, voices, transcript (and optionally on-screen text).
 
-Models are passed in (see ``models.registry.perception_models``); this module never builds them.
+Models are passed in (built from settings by ``m3mem.build``); this module never builds them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.audio import speech_segments
 from preprocessing import faces as face_ops
 from preprocessing import voices as voice_ops
 from preprocessing.faces import FaceOptions
+from preprocessing.interfaces import FaceModel, SceneTextReader, SpeakerEncoder, SpeechRecognizer, VoiceActivityDetector
 from preprocessing.types import ClipPerception
 from preprocessing.video import Clip, DecodeOptions
 from preprocessing.voices import VoiceOptions
@@ -37,14 +37,16 @@ class PerceptionOptions:
 
 @dataclass
 class PerceptionModels:
-    faces: object  # .detect(rgb) -> (boxes, scores); .embed(rgb, boxes) -> (n, d)
-    speakers: object  # .embed(list[wav]) -> (n, d)
-    asr: object  # .transcribe(wav) -> list[AsrSegment]
-    ocr: object | None = None  # .read(rgb) -> list[str]
+    faces: FaceModel
+    speakers: SpeakerEncoder
+    asr: SpeechRecognizer
+    vad: VoiceActivityDetector
+    ocr: SceneTextReader | None = None
 
     def names(self) -> str:
+        """Which backends these are (part of the perception cache key)."""
         return "|".join(type(m).__name__ + ":" + str(getattr(m, "name", ""))
-                        for m in (self.faces, self.speakers, self.asr, self.ocr))
+                        for m in (self.faces, self.speakers, self.asr, self.vad, self.ocr))
 
 
 def perceive(clip: Clip, video: str, models: PerceptionModels, options: PerceptionOptions,
@@ -59,7 +61,7 @@ def perceive(clip: Clip, video: str, models: PerceptionModels, options: Percepti
                      for i in _spread(len(clip.frames), options.keyframes)]
     if has_audio and len(clip.audio) and np.any(clip.audio):
         t = time.perf_counter()
-        segments = speech_segments(clip.audio)
+        segments = models.vad.speech(clip.audio)
         out.timings["vad"] = time.perf_counter() - t
         if segments:
             t = time.perf_counter()

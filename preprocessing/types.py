@@ -1,10 +1,35 @@
-"""What perception hands to the memorizer for one clip."""
+"""What perception hands to the memorizer for one clip, and the units every layer shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+SAMPLE_RATE = 16_000  # Hz: all audio inside m3mem is mono float32 at this rate
+
+
+def timecode(seconds: float) -> str:
+    """``MM:SS`` below an hour, ``H:MM:SS`` from an hour on (how memories and the CLI write times)."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+@dataclass
+class Word:
+    start: float  # seconds from the start of the audio given
+    end: float
+    text: str
+
+
+@dataclass
+class AsrSegment:
+    """One transcribed segment, as a speech recognizer returns it."""
+
+    start: float  # seconds from the start of the audio given
+    end: float
+    text: str
+    words: list[Word]
 
 
 @dataclass

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing.errors import MediaError, UsageError
+from preprocessing.types import SAMPLE_RATE
+
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16_000
-
-
-class MediaError(RuntimeError):
-    """A video that cannot be opened or decoded; the message names the file (and clip)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class DecodeOptions:
 
     def __post_init__(self) -> None:
         if self.clip_seconds <= 0 or self.fps <= 0 or self.max_side < 32:
-            raise ValueError(f"bad decode options {self}")
+            raise UsageError(f"bad decode options {self}")
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from preprocessing.cluster import agglomerate
-from preprocessing.types import Utterance, VoiceCluster
-
-SR = 16_000
+from preprocessing.interfaces import SpeakerEncoder
+from preprocessing.types import SAMPLE_RATE as SR
+from preprocessing.types import AsrSegment, Utterance, VoiceCluster
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def speech_windows(segments: list[tuple[float, float]], options: VoiceOptions) -
     return out
 
 
-def diarize(audio: np.ndarray, segments: list[tuple[float, float]], encoder, options: VoiceOptions
+def diarize(audio: np.ndarray, segments: list[tuple[float, float]], encoder: SpeakerEncoder, options: VoiceOptions
             ) -> tuple[list[VoiceCluster], list[tuple[float, float, int]]]:
     """Speaker clusters of one clip's audio (times relative to the clip start).
 
@@ -53,7 +53,7 @@ def diarize(audio: np.ndarray, segments: list[tuple[float, float]], encoder, opt
     return clusters, [(a, b, remap[l]) for (a, b), l in zip(windows, labels)]
 
 
-def attribute(asr_segments, windows: list[tuple[float, float, int]], n_speakers: int,
+def attribute(asr_segments: list[AsrSegment], windows: list[tuple[float, float, int]], n_speakers: int,
               offset: float) -> list[Utterance]:
     """Split transcript words by speaker window; consecutive words of one speaker form an
     utterance. ``offset`` (clip start, seconds) turns clip times into video times."""

@@ -17,16 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.media import MEDIA
+from m3mem import build
+from m3mem.config import Settings
 from m3mem.graph import MemoryGraph
 from m3mem.identity import match
-from models.faces import CenterFaceDlib
 from preprocessing import faces as face_ops
 from preprocessing.faces import FaceOptions
 from preprocessing.video import DecodeOptions, iter_clips
 
 
 def clip_clusters(root: Path, fps: float) -> list[tuple[str, np.ndarray]]:
-    model = CenterFaceDlib()
+    model = build.face_model(Settings())
     out = []
     for person in sorted(p for p in root.iterdir() if p.is_dir()):
         for video in sorted(person.glob("*.mp4")):
@@ -82,7 +84,7 @@ def evaluate(items: list[tuple[str, np.ndarray]], threshold: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/media/video/vasp_ids"))
+    ap.add_argument("root", nargs="?", default=str(MEDIA / "video/vasp_ids"))
     ap.add_argument("--fps", type=float, default=1.0)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-MEDIA = Path(os.environ.get("M3MEM_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+from bench.media import MEDIA
 
 
 class HashEmbedder:

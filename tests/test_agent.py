@@ -44,7 +44,7 @@ def memory(tmp_path):
             w.add_text("episodic", f'<voice_{v}> says: "{line}"')
             w.add_text("semantic", f"Equivalence: <face_{f}>, <voice_{v}>")
             if c == 3:
-                w.add_text("semantic", f"<voice_{v}>'s name is Lily.")
+                w.add_fact(v, "name", "Lily", f"<voice_{v}>'s name is Lily.")
     yield mem
     mem.close()
 

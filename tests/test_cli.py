@@ -23,7 +23,7 @@ def memory_path(tmp_path):
             w.add_text("episodic", f"<face_{f}> stands at a podium in front of flags.")
             w.add_text("episodic", f'<voice_{v}> says: "after two years of negotiations we reached a deal."')
             w.add_text("semantic", f"Equivalence: <face_{f}>, <voice_{v}>")
-            w.add_text("semantic", f"<voice_{v}>'s name is Barack.")
+            w.add_fact(v, "name", "Barack", f"<voice_{v}>'s name is Barack.")
         with mem.clip(1, 30.0, 60.0) as w:
             w.add_text("episodic", "A dog runs across a green field chasing a ball.")
     return path

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from m3mem.graph import GraphConfig, MemoryGraph, keep_spread
-from m3mem.mentions import Mention, clip_references, is_equivalence, parse_mentions
+from models.mentions import Mention, clip_references, is_equivalence, parse_mentions
 
 from conftest import unit
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from m3mem.cli import main as cli
-from m3mem.ingest import IngestError, Ingestor
+from m3mem.ingest import IngestError
 from m3mem.memory import Memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +44,10 @@ def media(media_module):  # module-scoped twin of conftest's fixture
 
 @pytest.fixture(scope="module")
 def ingestor(tmp_path_factory):
+    from m3mem import build
     from m3mem.config import Settings
-    from models.memorizer import PerceptionMemorizer
-    from models.registry import perception_models, text_embedder
 
-    s = Settings()
-    return Ingestor(perception_models(s), PerceptionMemorizer(), text_embedder(s),
-                    cache_dir=tmp_path_factory.mktemp("cache"))
+    return build.ingestor(Settings(cache_dir=str(tmp_path_factory.mktemp("cache"))))
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +135,10 @@ def test_killed_run_resumes_with_no_duplicates(episode, ingested, ingestor, tmp_
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
+        import dataclasses
+        from m3mem import build
         from m3mem.config import Settings
-        from m3mem.ingest import Ingestor
         from models.memorizer import PerceptionMemorizer
-        from models.registry import perception_models, text_embedder
 
         class Dies(PerceptionMemorizer):
             def memorize(self, ctx):
@@ -149,8 +146,8 @@ def test_killed_run_resumes_with_no_duplicates(episode, ingested, ingestor, tmp_
                     os._exit(9)  # killed in the middle of clip 2's transaction
                 return super().memorize(ctx)
 
-        s = Settings()
-        Ingestor(perception_models(s), Dies(), text_embedder(s), cache_dir={str(cache)!r}).run({str(video)!r}, {str(memory)!r})
+        ingestor = dataclasses.replace(build.ingestor(Settings()), memorizer=Dies(), cache_dir={str(cache)!r})
+        ingestor.run({str(video)!r}, {str(memory)!r})
     """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert r.returncode == 9, r.stderr

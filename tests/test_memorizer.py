@@ -64,10 +64,21 @@ def test_names_from_self_introduction_and_direct_address():
               Utterance(2, 3, "Thank you, Marco.", 0),
               Utterance(3, 6, "You're welcome. I'm not sure though.", 1)])
     out = m.memorize(ClipContext(p, [], [4, 8], {"voice_4", "voice_8"}))
-    text = " ".join(out.semantic)
+    # names are data (entity, key, value), each with the sentence that says it
+    assert [(f.entity, f.key, f.value) for f in out.facts] == [("<voice_4>", "name", "Lily"),
+                                                                ("<voice_8>", "name", "Marco")]
+    text = " ".join(f.text for f in out.facts)
     assert "<voice_4>'s name is Lily." in text
     assert "<voice_8>'s name is probably Marco." in text
-    assert "Not" not in text  # "I'm not sure" is not a name
+    assert "Not" not in text + " ".join(out.semantic)  # "I'm not sure" is not a name
+
+
+def test_names_from_a_vlm_reply_are_facts_and_unknown_tags_dropped():
+    out = drop_unknown(parse_reply('{"episodic": ["<face_1> waves."], "semantic": [], '
+                                   '"names": {"<face_1>": "Lily", "<face_9>": "Ghost", "bad": "X"}}'),
+                       {"face_1"})
+    assert [(f.entity, f.key, f.value, f.text) for f in out.facts] == [
+        ("<face_1>", "name", "Lily", "<face_1>'s name is Lily.")]
 
 
 def test_silent_faceless_clip_says_so():

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
+from preprocessing.perception import PerceptionOptions, perceive
 from preprocessing.video import DecodeOptions, MediaError, clip_windows, iter_clips, probe
 
 
 @pytest.fixture(scope="module")
 def models():
-    from models.audio import FasterWhisperASR, ResemblyzerEncoder
-    from models.faces import CenterFaceDlib
+    from m3mem import build
+    from m3mem.config import Settings
 
-    return PerceptionModels(CenterFaceDlib(), ResemblyzerEncoder(), FasterWhisperASR())
+    return build.perception_models(Settings())
 
 
 def run(path: Path, models, clip_seconds: float = 30.0):
@@ -186,7 +187,7 @@ def test_scene_text_is_read(tmp_path, models):
         cv2.putText(img, "BREAKING NEWS", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, (20, 20, 20), 4)
         frames.append(img)
     make_video(tmp_path / "text.mp4", frames, None)
-    with_ocr = PerceptionModels(models.faces, models.speakers, models.asr, RapidOCRReader())
+    with_ocr = dataclasses.replace(models, ocr=RapidOCRReader())
     opts = PerceptionOptions(scene_text=True)
     (clip,) = [perceive(c, "text.mp4", with_ocr, opts, False) for c in iter_clips(tmp_path / "text.mp4")]
     assert clip.scene_text == ["BREAKING NEWS"]

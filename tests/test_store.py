@@ -178,5 +178,5 @@ def test_no_pickle_in_the_file(tmp_path, embedder):
     _filled(path, embedder, clips=2)
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"meta", "clips", "entities", "entity_contents", "texts", "edges", "characters"}
+    assert tables == {"meta", "clips", "entities", "entity_contents", "texts", "edges", "characters", "facts"}
     assert dict(conn.execute("SELECT entity, character FROM characters")) == {0: 0, 11: 1}

@@ -1,0 +1,9 @@
+"""Command name -> the function that runs it (``fn(args, settings) -> exit code``)."""
+
+from __future__ import annotations
+
+from m3mem.cli.answer import cmd_ask, cmd_eval
+from m3mem.cli.ingest import cmd_ingest
+from m3mem.cli.inspect import cmd_search, cmd_show
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "eval": cmd_eval, "show": cmd_show, "search": cmd_search}

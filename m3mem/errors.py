@@ -1,0 +1,38 @@
+"""Every error m3mem reports, by kind. The kinds (and the exit code the CLI gives each) are:
+
+- ``UsageError`` (2): bad settings or arguments (``ConfigError``);
+- ``InputError`` (3): a file given to m3mem is missing, foreign or damaged (``MediaError``,
+  ``MemoryFileError``, ``IngestError``, ``AnnotationError``);
+- ``ModelError`` (4): a model could not be loaded or failed (``WeightsError``, ``ChatError``,
+  ``MemorizerError``).
+
+The base kinds live in the lowest layer (``preprocessing.errors``) so every layer raises them.
+"""
+
+from __future__ import annotations
+
+from preprocessing.errors import InputError, M3memError, MediaError, ModelError, UsageError, WeightsError
+
+
+class ConfigError(UsageError):
+    """A settings file, environment variable or flag has an unknown name or a bad value."""
+
+
+class MemoryFileError(InputError):
+    """A memory file is missing, not an m3mem memory, too new, or damaged."""
+
+
+class IngestError(InputError):
+    """Ingest cannot go on (the memory belongs to another video, ...)."""
+
+
+class AnnotationError(InputError, ValueError):
+    """An evaluation annotation file is missing, not JSON, or not in M3-Bench's shape."""
+
+
+class EmbedderMismatchError(UsageError):
+    """The text embedder chosen makes embeddings of another dimension than the memory holds."""
+
+
+__all__ = ["AnnotationError", "ConfigError", "EmbedderMismatchError", "IngestError", "InputError", "M3memError",
+           "MediaError", "MemoryFileError", "ModelError", "UsageError", "WeightsError"]
