@@ -14,6 +14,7 @@ import numpy as np
 
 from m3mem.characters import build_characters
 from m3mem.errors import UsageError
+from m3mem.vectors import Rows, keep_spread, normalise
 from models.mentions import Mention, is_equivalence, parse_mentions, substitute
 
 log = logging.getLogger(__name__)
@@ -98,41 +99,6 @@ class Changes:
         return bool(self.nodes or self.edges or self.clips or self.facts)
 
 
-class _Rows:
-    """Growable float32 matrix with amortised O(1) append."""
-
-    def __init__(self, dim: int) -> None:
-        self.data = np.empty((8, dim), np.float32)
-        self.ids: list[int] = []
-
-    def append(self, node_id: int, vec: np.ndarray) -> None:
-        n = len(self.ids)
-        if n == len(self.data):
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        self.data[n] = vec
-        self.ids.append(node_id)
-
-    def view(self) -> np.ndarray:
-        return self.data[: len(self.ids)]
-
-
-def _normalise(vec: np.ndarray, dim: int, what: str) -> np.ndarray:
-    v = np.asarray(vec, np.float32).reshape(-1)
-    if v.shape[0] != dim:
-        raise ValueError(f"{what}: embedding has dimension {v.shape[0]}, this memory uses {dim}")
-    norm = float(np.linalg.norm(v))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError(f"{what}: embedding is zero or not finite")
-    return v / norm
-
-
-def keep_spread(n: int, limit: int) -> np.ndarray:
-    """Indices of at most ``limit`` items out of ``n``, evenly spread, first and last included."""
-    if n <= limit:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
-
-
 class MemoryGraph:
     """Entity-centric memory of one video. Node ids are shared by all kinds and never reused."""
 
@@ -147,7 +113,7 @@ class MemoryGraph:
         self.facts: list[Fact] = []  # in the order they were asserted
         self.next_id = 0
         self.next_birth = 0
-        self._groups: dict[frozenset[int], _Rows] = {}  # semantic nodes by mentioned entity set
+        self._groups: dict[frozenset[int], Rows] = {}  # semantic nodes by mentioned entity set
         self._equivalences: set[int] = set()
         self._characters: tuple[dict[int, int], dict[int, list[int]]] | None = None
         self._translated: dict[int, str] = {}  # text node id -> translated text, per character map
@@ -175,7 +141,7 @@ class MemoryGraph:
         node = self.entity(node_id)
         new = np.asarray(embeddings, np.float32)
         new = new.reshape(1, -1) if new.ndim == 1 else new
-        rows = [_normalise(v, self._dim(node.kind, new), f"{node.kind}_{node_id}") for v in new]
+        rows = [normalise(v, self._dim(node.kind, new), f"{node.kind}_{node_id}") for v in new]
         if rows:
             allv = np.concatenate([node.embeddings, np.stack(rows)])
             node.embeddings = allv[keep_spread(len(allv), self._limit(node.kind, "embeddings"))]
@@ -213,7 +179,7 @@ class MemoryGraph:
             raise ValueError(f"text kind must be one of {TEXT_KINDS}, got {kind!r}")
         if clip not in self.clips:
             raise KeyError(f"clip {clip} was not added to the graph")
-        emb = _normalise(embedding, self._dim("text", embedding), f"memory {text[:40]!r}")
+        emb = normalise(embedding, self._dim("text", embedding), f"memory {text[:40]!r}")
         entities = self._resolve(text, clip)
         reinforced: list[int] = []
         weakened: list[int] = []
@@ -259,7 +225,7 @@ class MemoryGraph:
         if node.kind == "semantic" and node.entities:
             key = frozenset(node.entities)
             if key not in self._groups:
-                self._groups[key] = _Rows(len(node.embedding))
+                self._groups[key] = Rows(len(node.embedding))
             self._groups[key].append(node.id, node.embedding)
             if is_equivalence(node.text):
                 self._equivalences.add(node.id)
