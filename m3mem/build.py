@@ -140,7 +140,7 @@ def open_memory(path: str | Path, settings: Settings, embedder: "TextEmbedder | 
 
     if embedder is True:
         embedder = text_embedder(settings)
-    return Memory.open(path, embedder or None)
+    return Memory.open(path, embedder or None, readonly=True)
 
 
 def agent(memory: "Memory", chat: "ChatModel", settings: Settings) -> "Agent":

@@ -4,7 +4,8 @@
 - ``InputError`` (3): a file given to m3mem is missing, foreign or damaged (``MediaError``,
   ``MemoryFileError``, ``IngestError``, ``AnnotationError``);
 - ``ModelError`` (4): a model could not be loaded or failed (``WeightsError``, ``ChatError``,
-  ``MemorizerError``).
+  ``MemorizerError``);
+- ``StorageError`` (1): a memory could not be written (disk full); committed clips are kept.
 
 The base kinds live in the lowest layer (``preprocessing.errors``) so every layer raises them.
 """
@@ -30,9 +31,18 @@ class AnnotationError(InputError, ValueError):
     """An evaluation annotation file is missing, not JSON, or not in M3-Bench's shape."""
 
 
+class MemoryBusyError(InputError):
+    """Another process is writing the memory (one writer per memory)."""
+
+
+class StorageError(M3memError):
+    """A memory could not be written (disk full, read-only folder); what was committed is kept."""
+
+
 class EmbedderMismatchError(UsageError):
     """The text embedder chosen makes embeddings of another dimension than the memory holds."""
 
 
 __all__ = ["AnnotationError", "ConfigError", "EmbedderMismatchError", "IngestError", "InputError", "M3memError",
-           "MediaError", "MemoryFileError", "ModelError", "UsageError", "WeightsError"]
+           "MediaError", "MemoryBusyError", "MemoryFileError", "ModelError", "StorageError", "UsageError",
+           "WeightsError"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from m3mem.errors import AnnotationError
+from m3mem.errors import AnnotationError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Counts:
     resumed: int = 0  # already in the results file
     skipped: int = 0  # neither memory nor video
     ingested: int = 0  # memories built during the run
+    failed: int = 0  # a bad video, memory or annotation path: recorded as that question's failure
 
 
 class Evaluator:
@@ -165,43 +166,60 @@ class Evaluator:
         self.model_lock = threading.Lock()
 
     def memory_path(self, q: Question) -> Path:
+        """``--memories/<name>.m3mem``; a name that would leave the folder is an AnnotationError."""
         name = Path(q.mem_path).stem if q.mem_path else q.video
-        return self.o.memories / f"{name}.m3mem"
+        return inside(self.o.memories, f"{name}.m3mem", q)
 
     def video_path(self, q: Question) -> Path | None:
         if self.o.videos is None:
             return None
         names = ([Path(q.video_path).name] if q.video_path else []) + [f"{q.video}.mp4"]
-        return next((self.o.videos / n for n in names if (self.o.videos / n).is_file()), None)
+        paths = [inside(self.o.videos, n, q) for n in names]
+        return next((p for p in paths if p.is_file()), None)
 
     def run(self, questions: list[Question], progress: Callable[[], None] | None = None) -> Counts:
         counts = Counts()
         done = finished_ids(self.o.out)
-        todo = []
+        todo, failed = [], []
         for q in questions:
             if q.question_id in done:
                 counts.resumed += 1
                 continue
-            mem = self.memory_path(q)
-            if not mem.is_file():
-                video = self.video_path(q)
-                if video is None or self.ingest is None:
-                    counts.skipped += 1
-                    continue
-                log.info("ingesting %s -> %s", video, mem)
-                self.ingest(video, mem)
-                counts.ingested += 1
+            try:
+                mem = self.memory_path(q)
+                if not mem.is_file():
+                    video = self.video_path(q)
+                    if video is None or self.ingest is None:
+                        counts.skipped += 1
+                        continue
+                    log.info("ingesting %s -> %s", video, mem)
+                    self.ingest(video, mem)
+                    counts.ingested += 1
+            except InputError as e:  # this question's video or memory is bad: the run goes on
+                log.warning("question %s: %s", q.question_id, e)
+                failed.append(self._failure(q, e))
+                continue
             todo.append(q)
+        repair_results(self.o.out)
         self.o.out.parent.mkdir(parents=True, exist_ok=True)
         with open(self.o.out, "a") as out, ThreadPoolExecutor(max(self.o.workers, 1)) as pool:
-            for row in pool.map(self._one, todo):
+            for row in [*failed, *pool.map(self._one, todo)]:
                 with self.lock:
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     out.flush()
-                counts.answered += 1
+                if "error" in row:
+                    counts.failed += 1
+                else:
+                    counts.answered += 1
                 if progress:
                     progress()
         return counts
+
+    def _failure(self, q: Question, error: Exception) -> dict:
+        return {"question_id": q.question_id, "video": q.video, "question": q.question, "truth": q.answer,
+                "answer": "", "types": q.types, "before_clip": q.before_clip,
+                "verdicts": {j.name: False for j in self.judges}, "error": f"{type(error).__name__}: {error}",
+                "rounds": 0, "seconds": 0.0, "timings": {}, "evidence": [], "model": None}
 
     def _agent(self, q: Question):
         key = str(self.memory_path(q))
@@ -211,7 +229,11 @@ class Evaluator:
             return self.agents[key]
 
     def _one(self, q: Question) -> dict:
-        agent = self._agent(q)
+        try:
+            agent = self._agent(q)
+        except InputError as e:  # a damaged or foreign memory fails its questions, not the run
+            log.warning("question %s: %s", q.question_id, e)
+            return self._failure(q, e)
         before = None if q.before_clip is None else int(q.before_clip) + 1
         t = time.perf_counter()
         serial = self.serial or not getattr(agent.chat, "thread_safe", False)
@@ -222,6 +244,31 @@ class Evaluator:
                 "answer": a.answer, "types": q.types, "before_clip": q.before_clip, "verdicts": verdicts,
                 "rounds": sum(1 for r in a.rounds if r.reply), "seconds": time.perf_counter() - t,
                 "timings": a.timings, "evidence": [e.clip for e in a.evidence], "model": a.model}
+
+
+def inside(folder: Path, name: str, q: Question) -> Path:
+    """``folder/name`` when it stays inside ``folder`` (no separators, no ``..``, not absolute)."""
+    if not name or Path(name).name != name or name in (".", "..") or name.startswith(".."):
+        raise AnnotationError(f"question {q.question_id}: {name!r} (from video {q.video!r}) is not a plain file "
+                              f"name inside {folder}")
+    path = folder / name
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise AnnotationError(f"question {q.question_id}: {name!r} leaves {folder}")
+    return path
+
+
+def repair_results(path: Path) -> None:
+    """Cut a results file back to its last complete line (a run killed mid-write leaves a torn
+    one; appending after it would merge two rows)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        log.warning("%s: dropping a torn last line (%d bytes)", path, len(data) - keep)
+        f.truncate(keep)
 
 
 def finished_ids(path: Path) -> set[str]:

@@ -79,7 +79,7 @@ class Ingestor:
             windows = clip_windows(info.duration, self.perception.decode.clip_seconds)
             report.clips = len(windows)
             done = mem.completed_clips()
-            report.skipped = len(done & {w[0] for w in windows})
+            report.skipped = sum(1 for c in done if 0 <= c < len(windows))
             cache = (PerceptionCache(self.cache_dir, digest, self.perception.key() + "|" + self.models.names())
                      if self.cache_dir else None)
             cached = {i for i, _, _ in windows if cache and i not in done and cache.exists(i)}
@@ -92,7 +92,7 @@ class Ingestor:
                     t = time.perf_counter()
                     if i in cached:  # a damaged cache entry (rare): decode just that clip
                         clip = next(iter_clips(video, self.perception.decode,
-                                               skip={w[0] for w in windows} - {i}), None)
+                                               skip=set(range(len(windows))) - {i}), None)
                     else:
                         if decoded is None:
                             decoded = iter_clips(video, self.perception.decode, skip=done | cached)

@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-from m3mem.errors import EmbedderMismatchError, MemoryFileError
+from m3mem.errors import EmbedderMismatchError, MemoryBusyError, MemoryFileError, StorageError
 from m3mem.graph import GraphConfig, MemoryGraph, TextResult
 from m3mem.index import IndexConfig, TextIndex
 from m3mem.retrieval import Retriever, SearchOptions
@@ -34,17 +35,21 @@ class Memory:
         self.embedder = embedder
         self.index_config = index_config
         self.index: TextIndex | None = None
+        self._next_id = int(store.get_meta("next_id") or 0)  # as committed: the concurrent-writer check
         self._index_graph()
 
     @classmethod
     def open(cls, path: str | Path, embedder: TextEmbedder | None = None, create: bool = False,
-             config: GraphConfig | None = None, index_config: IndexConfig | None = None) -> "Memory":
-        """Open (or with ``create`` make) the memory at ``path``.
+             config: GraphConfig | None = None, index_config: IndexConfig | None = None,
+             readonly: bool = False) -> "Memory":
+        """Open (or with ``create`` make) the memory at ``path``. A writable memory holds the
+        memory's writer lock until it is closed; ``readonly`` never creates or changes anything.
 
-        Raises MemoryFileError for a missing, foreign, too-new or damaged file, and ValueError
-        when ``embedder`` produces embeddings of another dimension than the memory holds.
+        Raises MemoryFileError for a missing, foreign, too-new or damaged file, MemoryBusyError
+        when another process is writing it, and EmbedderMismatchError when ``embedder`` produces
+        embeddings of another dimension than the memory holds.
         """
-        store = Store.open(path, create=create)
+        store = Store.open(path, create=create, readonly=readonly)
         try:
             graph = store.load(config)
             text_dim = graph.dims.get("text")
@@ -73,17 +78,29 @@ class Memory:
 
     def clip(self, clip: int, start: float, end: float) -> "ClipWriter":
         """Context manager writing one clip atomically; raises if the clip is already stored."""
+        if self.store.readonly:
+            raise ValueError(f"{self.store.path} was opened read-only")
         if clip in self.graph.clips:
             raise ValueError(f"clip {clip} is already in {self.store.path}")
         return ClipWriter(self, clip, start, end)
 
-    def _commit(self, meta: dict[str, str] | None = None) -> None:
+    def _commit(self, meta: dict[str, str] | None = None, clip: int | None = None) -> None:
         changes = self.graph.drain_changes()
-        with self.store.transaction():
-            self.store.write(self.graph, changes)
-            self.store.write_characters(self.graph)
-            for key, value in (meta or {}).items():
-                self.store.set_meta(key, value)
+        try:
+            with self.store.transaction():
+                stored = int(self.store.get_meta("next_id") or 0)
+                if stored != self._next_id:  # ids are allocated from what this process loaded
+                    raise MemoryBusyError(f"{self.store.path}: another process wrote this memory since it was "
+                                          f"opened; nothing of clip {clip} was written")
+                self.store.write(self.graph, changes)
+                self.store.write_characters(self.graph)
+                for key, value in (meta or {}).items():
+                    self.store.set_meta(key, value)
+        except sqlite3.OperationalError as e:  # disk full, read-only folder, I/O error
+            done = max((c for c in self.graph.clips if c != clip), default=None)
+            kept = f"clips up to {done} are kept" if done is not None else "no clip was committed yet"
+            raise StorageError(f"{self.store.path}: could not write clip {clip} ({e}); {kept}") from e
+        self._next_id = self.graph.next_id
         last = self.index.node_at(self.index.size - 1) if self.index and self.index.size else -1
         # text nodes are never rewritten: those above the last indexed id are the new ones
         new = sorted(n for n in changes.nodes if n in self.graph.texts and n > last)
@@ -162,7 +179,7 @@ class ClipWriter:
         if exc_type is None:
             try:
                 self.results = self._flush()
-                mem._commit(self._meta)
+                mem._commit(self._meta, self.clip)
                 return
             except BaseException:
                 mem._rollback()

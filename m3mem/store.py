@@ -5,13 +5,18 @@ No pickle: embeddings are raw little-endian float32 blobs, everything else is pl
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sqlite3
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from m3mem.errors import MemoryFileError
+from m3mem.errors import MemoryBusyError, MemoryFileError
 from m3mem.graph import Changes, EntityNode, Fact, GraphConfig, MemoryGraph, TextNode
 
 FORMAT = "m3mem-memory"
@@ -42,41 +47,71 @@ _FACTS = """CREATE TABLE IF NOT EXISTS facts (
     clip INTEGER NOT NULL, text INTEGER NOT NULL)"""
 
 
-class Store:
-    """One memory database. ``open`` checks it; ``load`` rebuilds the graph; ``write`` commits."""
+EXPECTED_TABLES = ("meta", "clips", "entities", "entity_contents", "texts", "edges", "characters")
+BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another connection's lock
 
-    def __init__(self, path: str | Path, conn: sqlite3.Connection):
+
+class Store:
+    """One memory database. ``open`` checks it; ``load`` rebuilds the graph; ``write`` commits.
+
+    Writers hold an exclusive lock on ``PATH.lock`` for as long as they are open (one writer per
+    memory); readers open the database read-only and read one consistent snapshot."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection, readonly: bool = False):
         self.path = Path(path)
         self.conn = conn
+        self.readonly = readonly
+        self._lock: WriterLock | None = None
 
     @classmethod
-    def open(cls, path: str | Path, create: bool = False) -> "Store":
-        """Open ``path``; with ``create`` a missing file becomes an empty memory."""
+    def open(cls, path: str | Path, create: bool = False, readonly: bool = False) -> "Store":
+        """Open ``path``; with ``create`` a missing file becomes an empty memory. ``readonly``
+        never creates or changes anything; otherwise the writer lock is taken (MemoryBusyError
+        naming the other process when it is held)."""
         path = Path(path)
         exists = path.exists()
-        if not exists and not create:
+        if not exists and (readonly or not create):
             raise MemoryFileError(f"{path}: no such memory file")
         if exists and not path.is_file():
             raise MemoryFileError(f"{path}: is not a file")
-        if not exists:
+        if readonly and path.stat().st_size == 0:
+            wal = path.with_name(path.name + "-wal")
+            hint = f" (its data is in {wal.name}, which must be copied with it)" if wal.exists() else ""
+            raise MemoryFileError(f"{path}: memory file is empty{hint}")
+        lock = None
+        if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
+            lock = WriterLock.acquire(path)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            store = cls(path, conn)
-            if not exists or store._is_empty():
+            if readonly:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+            conn.execute("PRAGMA trusted_schema=OFF")  # a foreign file's views/triggers call no functions
+            store = cls(path, conn, readonly)
+            store._lock = lock
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
                 store._create()
             store._check()
         except sqlite3.DatabaseError as e:
+            if lock is not None:
+                lock.release()
             raise MemoryFileError(f"{path}: not a readable m3mem memory ({e})") from e
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         return store
 
-    def _is_empty(self) -> bool:
-        return self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-
     def _create(self) -> None:
+        """Make the schema if the file is empty; safe when several processes create at once
+        (the check and the creation are one write transaction)."""
         with self.transaction():
+            if self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return
             for stmt in _SCHEMA.split(";") + [_FACTS]:
                 if stmt.strip():
                     self.conn.execute(stmt)
@@ -84,19 +119,29 @@ class Store:
                                   [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION))])
 
     def _check(self) -> None:
-        try:
-            meta = dict(self.conn.execute("SELECT key, value FROM meta"))
-        except sqlite3.DatabaseError as e:
-            raise MemoryFileError(f"{self.path}: not an m3mem memory (no meta table)") from e
+        kinds = dict(self.conn.execute("SELECT name, type FROM sqlite_master"))
+        if not kinds:
+            raise MemoryFileError(f"{self.path}: holds no memory: an empty database (a memory copied without "
+                                  f"its {self.path.name}-wal file loses what was not yet checkpointed)")
+        if "meta" not in kinds:
+            raise MemoryFileError(f"{self.path}: not an m3mem memory (no meta table)")
+        meta = dict(self.conn.execute("SELECT key, value FROM meta"))
         if meta.get("format") != FORMAT:
             raise MemoryFileError(f"{self.path}: not an m3mem memory (format {meta.get('format')!r})")
-        version = int(meta.get("schema_version", "0"))
+        try:
+            version = int(meta.get("schema_version", "0"))
+        except ValueError:
+            version = 0
         if version > SCHEMA_VERSION:
             raise MemoryFileError(
                 f"{self.path}: schema version {version} is newer than this m3mem supports "
                 f"({SCHEMA_VERSION}); upgrade m3mem")
         if version < 1:
             raise MemoryFileError(f"{self.path}: unknown schema version {version}")
+        wrong = [t for t in EXPECTED_TABLES + (("facts",) if version >= 2 else ())
+                 if kinds.get(t) != "table"]
+        if wrong:  # missing, or a view posing as a table (a view could make reading never end)
+            raise MemoryFileError(f"{self.path}: damaged memory: {', '.join(wrong)} missing or not plain tables")
 
     def transaction(self) -> "_Txn":
         return _Txn(self.conn)
@@ -115,11 +160,16 @@ class Store:
 
     # ------------------------------------------------------------------ load
     def load(self, config: GraphConfig | None = None) -> MemoryGraph:
-        """Rebuild the graph exactly as it was committed."""
+        """Rebuild the graph exactly as it was committed, from one snapshot (a read transaction,
+        so a writer committing meanwhile is either wholly seen or not at all)."""
         try:
-            return self._load(config)
-        except sqlite3.DatabaseError as e:
-            raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({e})") from e
+            self.conn.execute("BEGIN")
+            try:
+                return self._load(config)
+            finally:
+                self.conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as e:
+            raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({type(e).__name__}: {e})") from e
 
     def _load(self, config: GraphConfig | None) -> MemoryGraph:
         dims = json.loads(self.get_meta("dims") or "{}")
@@ -199,6 +249,9 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class _Txn:
@@ -213,3 +266,34 @@ class _Txn:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class WriterLock:
+    """An exclusive ``flock`` on ``PATH.lock`` held while a memory is open for writing; the file
+    names the holder. The OS releases it when the process dies, so a killed ingest never leaves a
+    stale lock behind."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def acquire(cls, memory: Path) -> "WriterLock":
+        path = memory.with_name(memory.name + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise MemoryBusyError(f"{memory}: is being written by {holder}; one writer per memory: wait for it "
+                                  f"to finish or write to another memory") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                       f"({' '.join(sys.argv[:3])})").encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1

@@ -1,7 +1,7 @@
 """Chat models: messages in, text out. Used by the control agent, the judge and VLM memorizers.
 
-- ``OpenAIChat``: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server, hosted)
-  through the ``openai`` client, with a timeout and bounded retries on transient errors only.
+- ``OpenAIChat``: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server, hosted),
+  with an overall deadline, a reply size cap and bounded retries on transient errors only.
 - ``TransformersChat``: a local transformers causal-LM checkpoint (Qwen2.5 / Qwen3 /
   M3-Agent-Control style) or a GGUF file; ``offline_default()`` assembles the packaged
   Qwen2.5-Coder-0.5B-Instruct GGUF (see ``models.gguf``).
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from models.device import pick_device
+from models.http import HTTPFailure, Limits, post_json
 from preprocessing.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -47,24 +48,23 @@ class Usage:
 
 
 class OpenAIChat:
-    """An OpenAI-compatible chat endpoint. Retries (with the client's exponential back-off) happen
-    only on connection errors, timeouts, 408/409/429 and 5xx; other errors fail at once."""
+    """An OpenAI-compatible chat endpoint (vLLM, SGLang, Ollama, llama.cpp server, hosted APIs).
+
+    Each attempt must finish within ``timeout`` seconds in all (a server that trickles bytes is
+    cut off), replies above ``max_bytes`` are refused, and only connection errors, timeouts,
+    408/409/429 and 5xx are retried (``retries`` times, with back-off). Every failure, a reply that
+    is not JSON or not shaped like a chat completion included, is a ChatError naming the server."""
 
     thread_safe = True  # requests may run in parallel (evaluation workers)
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 timeout: float = 120.0, retries: int = 3):
-        try:
-            import openai
-        except ImportError as e:
-            raise ImportError("served models need the openai client: pip install openai") from e
+                 timeout: float = 120.0, retries: int = 3, max_bytes: int = 32 << 20):
         import os
 
-        self.openai = openai
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none",
-                                    timeout=timeout, max_retries=retries)
         self.name = model
-        self.base_url = base_url
+        self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
+        self._key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        self.limits = Limits(timeout=timeout, retries=retries, max_bytes=max_bytes)
         self.usage = Usage()
 
     def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
@@ -73,21 +73,39 @@ class OpenAIChat:
         if prefix:
             messages = messages[:-1] + [{**messages[-1], "content": _text(messages[-1]["content"])
                                          + f"\nStart your reply with: {prefix}"}]
+        where = f"{self.base_url} ({self.name})"
         try:
-            r = self.client.chat.completions.create(model=self.name, messages=messages,
-                                                    max_tokens=max_tokens, temperature=temperature)
-        except self.openai.APIError as e:
-            raise ChatError(f"{self.base_url or 'OpenAI'} ({self.name}): {type(e).__name__}: {e}") from e
+            r = post_json(f"{self.base_url}/chat/completions",
+                          {"model": self.name, "messages": messages, "max_tokens": max_tokens,
+                           "temperature": temperature},
+                          {"Authorization": f"Bearer {self._key}"}, self.limits)
+        except HTTPFailure as e:
+            raise ChatError(f"{where}: {e}") from e
         finally:
             self.usage.calls += 1
             self.usage.seconds += time.perf_counter() - t
-        if not r.choices or r.choices[0].message is None:
-            raise ChatError(f"{self.base_url or 'OpenAI'} ({self.name}): reply without choices")
-        if r.usage is not None:
-            self.usage.prompt_tokens += r.usage.prompt_tokens or 0
-            self.usage.completion_tokens += r.usage.completion_tokens or 0
-        reply = (r.choices[0].message.content or "").strip()
+        reply = _reply_text(r)
+        if reply is None:
+            raise ChatError(f"{where}: BadReply: no choices[0].message.content in {str(r)[:200]!r}")
+        usage = r.get("usage") if isinstance(r.get("usage"), dict) else {}
+        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        reply = reply.strip()
         return reply if reply.startswith(prefix) else f"{prefix} {reply}".strip()
+
+
+def _reply_text(r: dict) -> str | None:
+    """``choices[0].message.content`` of a chat completion, or None when the reply is not one."""
+    choices = r.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    if not isinstance(message, dict):
+        return None
+    content = message.get("content")
+    if content is None:
+        return ""
+    return content if isinstance(content, str) else None
 
 
 def _text(content) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,8 @@ class DecodeOptions:
     fps: float = 1.0  # frames sampled per second of video
     max_side: int = 640  # sampled frames are downscaled so that max(width, height) <= this
     sample_rate: int = SAMPLE_RATE  # audio rate, mono float32
+    max_lag: float = 60.0  # seconds one stream may run ahead of the other before a clip is emitted
+    #                        without the lagging one (an audio track that ends early): bounds memory
 
     def __post_init__(self) -> None:
         if self.clip_seconds <= 0 or self.fps <= 0 or self.max_side < 32:
@@ -88,12 +90,14 @@ def probe(path: str | Path) -> VideoInfo:
         a = container.streams.audio[0] if container.streams.audio else None
         if v is None and a is None:
             raise MediaError(f"{path}: has neither video nor audio")
-        duration = 0.0
-        if container.duration:
-            duration = container.duration / 1_000_000
-        for s in (v, a):
-            if s is not None and s.duration and s.time_base:
-                duration = max(duration, float(s.duration * s.time_base))
+        claimed = container.duration / 1_000_000 if container.duration else 0.0
+        streams = [float(s.duration * s.time_base) for s in (v, a)
+                   if s is not None and s.duration and s.time_base and s.duration > 0]
+        duration = max([claimed, *streams])
+        if streams and claimed > 2 * max(streams) + 60:  # a header that lies about the length
+            log.warning("%s: the container claims %.0f s but its streams last %.0f s; using the streams",
+                        path, claimed, max(streams))
+            duration = max(streams)
         rot = _rotation(container, v) if v is not None else 0
         w, h = (v.codec_context.width, v.codec_context.height) if v is not None else (0, 0)
         if rot in (90, 270):
@@ -104,13 +108,35 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(path, duration, fps, w, h, rot, v is not None, a is not None)
 
 
-def clip_windows(duration: float, clip_seconds: float) -> list[tuple[int, float, float]]:
+class ClipWindows(Sequence):
+    """(index, start, end) windows covering ``duration``, computed on demand (no list of them is
+    held, whatever length a file claims); a tail under 1 s joins the last clip."""
+
+    def __init__(self, duration: float, clip_seconds: float):
+        n = max(1, math.ceil(duration / clip_seconds - 1e-9))
+        if n > 1 and duration - (n - 1) * clip_seconds < 1.0:
+            n -= 1
+        self.n, self.duration, self.clip_seconds = n, duration, clip_seconds
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == self.n and list(self) == list(other)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return i, i * self.clip_seconds, self.duration if i == self.n - 1 else (i + 1) * self.clip_seconds
+
+
+def clip_windows(duration: float, clip_seconds: float) -> ClipWindows:
     """(index, start, end) windows covering ``duration``; a tail under 1 s joins the last clip."""
-    n = max(1, math.ceil(duration / clip_seconds - 1e-9))
-    if n > 1 and duration - (n - 1) * clip_seconds < 1.0:
-        n -= 1
-    return [(i, i * clip_seconds, duration if i == n - 1 else (i + 1) * clip_seconds)
-            for i in range(n)]
+    return ClipWindows(duration, clip_seconds)
 
 
 def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
@@ -133,7 +159,7 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
         resampler = av.AudioResampler(format="flt", layout="mono", rate=options.sample_rate) if aus else None
         scale = min(1.0, options.max_side / max(info.width, info.height, 1))
         size = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
-        clips = {i: Clip(i, s, e, scale=scale) for i, s, e in windows}
+        clips: dict[int, Clip] = {}  # made when a clip's first frame arrives: memory follows the clips in flight
         audio: dict[int, list[np.ndarray]] = {}
         done_v = vs is None
         done_a = aus is None
@@ -143,11 +169,13 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
 
         def ready(upto_v: float, upto_a: float) -> Iterator[Clip]:
             nonlocal emitted
+            lead = max(upto_v, upto_a)
             while emitted < len(windows):
                 i, s, e = windows[emitted]
-                if not ((done_v or upto_v >= e) and (done_a or upto_a >= e)):
-                    return
-                clip = clips.pop(i)
+                both = (done_v or upto_v >= e) and (done_a or upto_a >= e)
+                if not both and lead - e < options.max_lag:
+                    return  # a stream that lags more than max_lag has ended early (or is broken)
+                clip = clips.pop(i, None) or Clip(i, s, e, scale=scale)
                 if audio.get(i):
                     clip.audio = np.concatenate(audio.pop(i))[: int(round((e - s) * options.sample_rate))]
                 emitted += 1
@@ -163,22 +191,23 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                     if packet.stream is vs:
                         t_v = float(frame.time)
                         k = _window_of(windows, t_v)
-                        if t_v + 1e-6 >= next_t and k not in skip:
+                        if t_v + 1e-6 >= next_t and k not in skip and k >= emitted:
                             img = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
                             img = _rotate(img, info.rotation)
-                            clips[k].frames.append(img)
-                            clips[k].frame_times.append(t_v)
+                            clip = clips.get(k) or clips.setdefault(k, Clip(k, *windows[k][1:], scale=scale))
+                            clip.frames.append(img)
+                            clip.frame_times.append(t_v)
                             next_t = t_v + 1.0 / options.fps
                         elif t_v + 1e-6 >= next_t:
                             next_t = t_v + 1.0 / options.fps
                     else:
                         for out in resampler.resample(frame):
-                            audio_pos = _route_audio(out, frame, audio_pos, windows, audio, options, skip)
+                            audio_pos = _route_audio(out, frame, audio_pos, windows, audio, options, skip, emitted)
                         t_a = (audio_pos or 0) / options.sample_rate
                     yield from ready(t_v, t_a)
             if resampler is not None:
                 for out in resampler.resample(None):
-                    audio_pos = _route_audio(out, None, audio_pos, windows, audio, options, skip)
+                    audio_pos = _route_audio(out, None, audio_pos, windows, audio, options, skip, emitted)
         except av.error.FFmpegError as e:
             k = _window_of(windows, max(t_v, t_a))
             raise MediaError(f"{path}: decoding failed in clip {k} ({e})") from e
@@ -198,7 +227,8 @@ def _window_of(windows: list[tuple[int, float, float]], t: float) -> int:
     return min(int(t // windows[0][2]), len(windows) - 1)
 
 
-def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptions, skip) -> int:
+def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptions, skip, emitted: int) -> int:
+    """Add resampled audio to the windows it covers (not to those already emitted)."""
     samples = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
     sr = options.sample_rate
     if pos is None:
@@ -208,7 +238,7 @@ def _route_audio(out, src, pos: int | None, windows, audio, options: DecodeOptio
     for i, s, e in windows[first: last + 1]:
         a, b = int(round(s * sr)), int(round(e * sr))
         lo, hi = max(a, pos), min(b, end)
-        if lo < hi and i not in skip:
+        if lo < hi and i not in skip and i >= emitted:
             audio.setdefault(i, [])
             if not audio[i] and lo > a:  # stream starts late: pad with silence
                 audio[i].append(np.zeros(lo - a, np.float32))

@@ -32,6 +32,8 @@ def cmd_ask(args, settings: Settings) -> int:
                 emit_json(a.as_dict())
                 continue
             say(a.answer)
+            if a.support < 0.5:
+                say("  (most of this answer is not in the evidence the model was shown: treat it with care)")
             for e in a.evidence[:3]:
                 say(f"  evidence CLIP_{e.clip} {span(e.start, e.end)}")
             queries = [r.content for r in a.rounds if r.action == "search"]
@@ -75,11 +77,13 @@ def cmd_eval(args, settings: Settings) -> int:
         Path(args.report).write_text(json.dumps(rep, indent=2))
     if args.chart and rows:
         chart(rep, Path(args.chart))
+    code = 3 if counts.failed else 0  # some videos or memories were bad (each recorded as a failure)
     if args.json:
         emit_json(rep)
-        return 0
+        return code
     c = rep["counts"]
     say(f"{c['questions']} questions: {c['answered']} answered now, {c['resumed']} from {args.out}, "
-        f"{c['skipped']} skipped (no memory and no video), {c['ingested']} memories ingested")
+        f"{c['skipped']} skipped (no memory and no video), {c['ingested']} memories ingested, "
+        f"{c['failed']} failed on a bad video, memory or path (see 'error' in {args.out})")
     say(table(rep))
-    return 0
+    return code

@@ -1,0 +1,56 @@
+"""Memories are data, not instructions: how they are quoted to a chat model.
+
+A memory holds whatever a video said, including speech written to steer an AI ("ignore previous
+instructions", a forged ``Action: [Answer]`` line, chat-template tokens, "you are now ..."). Before
+a memory reaches the model, everything from the first such marker to the end of the memory is
+withheld and replaced by a note saying so; the memory itself is unchanged (``m3mem show`` and the
+evidence still print it). The control prompt also says that knowledge is quoted observation.
+"""
+
+from __future__ import annotations
+
+import re
+
+WITHHELD = "[the speaker goes on with words addressed to an AI system; withheld]"
+
+MARKERS = re.compile("|".join([
+    r"\bignore\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|other)\s+"
+    r"(?:instructions?|prompts?|messages?|rules?|directions?)",
+    r"\bdisregard\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|instructions?)",
+    r"\bforget\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?(?:instructions?|rules?|prompts?)",
+    r"\baction\s*[:=]\s*\[?\s*(?:search|answer)\b",
+    r"\[\s*(?:search|answer)\s*\]",
+    r"\bcontent\s*:\s*\S",
+    r"<\|[a-z_]+\|>",
+    r"(?:^|[\s\"'(])(?:system|assistant|user)\s*:",
+    r"\byou\s+are\s+(?:now|no\s+longer)\b",
+    r"\b(?:new|updated|override)\s+(?:instructions?|system\s+prompt)\b",
+    r"\b(?:developer|jailbreak|DAN)\s+mode\b",
+]), re.IGNORECASE)
+
+
+def instruction_like(text: str) -> bool:
+    return MARKERS.search(text) is not None
+
+
+def quote(memory: str) -> str:
+    """``memory`` as the chat model may read it: instruction-like text withheld."""
+    m = MARKERS.search(memory)
+    if m is None:
+        return memory
+    kept = memory[: m.start()].rstrip()
+    return f"{kept} {WITHHELD}" if kept else WITHHELD
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set("a an the of to in on at for and or is are was were be it its this that with by as not no "
+            "he she they i you we his her their them what who when where which how".split())
+
+
+def support(answer: str, evidence: list[str]) -> float:
+    """Share of the answer's content words that occur in the evidence it was given (0..1)."""
+    words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
+    if not words:
+        return 1.0
+    seen = set(_WORD.findall(" ".join(evidence).lower()))
+    return sum(w in seen for w in words) / len(words)
