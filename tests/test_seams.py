@@ -209,3 +209,17 @@ def test_composition_root_builds_typed_perception_with_vad_in_the_cache_key():
     assert isinstance(models.asr, SpeechRecognizer) and isinstance(models.vad, VoiceActivityDetector)
     other = dataclasses.replace(models, vad=SileroVAD(min_silence_s=1.0))
     assert models.names() != other.names() and "silero" in models.names()
+
+
+def test_a_converted_model_file_is_checked_against_its_recorded_hash(tmp_path):
+    from models.weights import record, verified
+
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(b"weights" * 1000)
+    assert not verified(f)  # never stamped: not trusted
+    record(f)
+    assert verified(f)
+    data = bytearray(f.read_bytes())
+    data[10] ^= 1
+    f.write_bytes(bytes(data))  # a flipped byte
+    assert not verified(f)
