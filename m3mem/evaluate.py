@@ -72,9 +72,16 @@ def _tokens(text: str) -> list[str]:
     return [_NUMBERS.get(w, w) for w in words if w not in _STOP]
 
 
+NOT_KNOWN = {"not known", "unknown", "the video does not say", "not in the video"}
+_SAYS_UNKNOWN = re.compile(r"\b(?:not|n't|never)\s+(?:be\s+)?(?:known|found|mentioned|said|stated|say|says|"
+                           r"tell|find|see|in the (?:memory|video))|\bunknown\b|\bno (?:information|mention|answer)"
+                           r"|\bunclear\b|\bcannot (?:tell|find|know)", re.IGNORECASE)
+
+
 class MatchJudge:
     """Deterministic: correct when (nearly) every content word of the ground truth is in the
-    answer (numbers and number words are the same; stop words ignored)."""
+    answer (numbers and number words are the same; stop words ignored). A question whose truth is
+    "not known" (its answer is not in the video) is right when the answer says it is not known."""
 
     name = "match"
 
@@ -82,6 +89,8 @@ class MatchJudge:
         self.recall = recall
 
     def judge(self, question: str, truth: str, answer: str) -> bool:
+        if truth.strip().lower().rstrip(".") in NOT_KNOWN:
+            return bool(_SAYS_UNKNOWN.search(answer))
         want, got = _tokens(truth), set(_tokens(answer))
         if not want:
             return truth.strip().lower() in answer.lower()

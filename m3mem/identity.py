@@ -1,8 +1,14 @@
 """Matching a clip's face/voice clusters to the memory's face/voice nodes across clips.
 
 A cluster is scored against a node by the mean cosine between the cluster's centroid and the
-node's identity embeddings; each node takes at most one cluster per clip (greedy, best first).
-Thresholds were calibrated on real media (see ``scripts/calibrate_identity.py`` and README).
+node's identity embeddings; each node takes at most one cluster per clip (greedy, best first), and
+a cluster almost as close to a second node is not matched (it is ambiguous, so it starts a node).
+
+Voices also use what the faces show: a voice heard while one face is alone on screen, when that
+face's node already belongs to a character with a voice, joins that voice at a lower score than
+voices need on their own. Speaker embeddings of one person recorded in different places differ more
+than faces do; the face is the stronger evidence. Thresholds were calibrated on real media (see
+``scripts/calibrate_identity.py``, ``scripts/calibrate_voices.py``, ``bench/identity.py`` and README).
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from m3mem.graph import MemoryGraph
 class IdentityOptions:
     face_threshold: float = 0.92  # dlib 128-d cosine; vasp_ids: precision 0.993, recall 0.900
     voice_threshold: float = 0.75  # resemblyzer 256-d: same speaker ~0.8-0.95, different ~0.55-0.7
+    ambiguity: float = 0.005  # a best score within this of the second best node's is not a match
+    av_voice_threshold: float = 0.55  # a voice joins the voice of the face alone on screen at this score
+    av_seconds: float = 1.0  # ...when it speaks at least this long while that face is alone on screen
+    av_share: float = 0.5  # ...and that is at least this share of its speech in the clip
+    av_margin: float = 0.5  # seconds a sampled face detection counts as visible around it
 
 
 def centroid(embeddings: np.ndarray) -> np.ndarray:
@@ -25,21 +36,82 @@ def centroid(embeddings: np.ndarray) -> np.ndarray:
     return c / max(float(np.linalg.norm(c)), 1e-12)
 
 
-def match(graph: MemoryGraph, kind: str, clusters: list[np.ndarray], threshold: float
-          ) -> list[int | None]:
-    """Node id for each cluster's embeddings (k, d), or None when no node is close enough."""
-    nodes = [graph.entities[i] for i in graph.entity_ids(kind)]
+def scores(graph: MemoryGraph, kind: str, clusters: list[np.ndarray], method: str = "mean"
+           ) -> tuple[list[int], np.ndarray]:
+    """Node ids of ``kind`` and the (clusters, nodes) score matrix."""
+    nodes = graph.entity_ids(kind)
     if not clusters or not nodes:
-        return [None] * len(clusters)
+        return nodes, np.zeros((len(clusters), len(nodes)), np.float32)
     cents = np.stack([centroid(c) for c in clusters])
-    scores = np.stack([(n.embeddings @ cents.T).mean(0) for n in nodes], 1)  # (clusters, nodes)
+    if method == "centroid":
+        return nodes, cents @ np.stack([centroid(graph.entities[n].embeddings) for n in nodes]).T
+    return nodes, np.stack([(graph.entities[n].embeddings @ cents.T).mean(0) for n in nodes], 1)
+
+
+def match(graph: MemoryGraph, kind: str, clusters: list[np.ndarray], threshold: float,
+          method: str = "mean", ambiguity: float = 0.0) -> list[int | None]:
+    """Node id for each cluster's embeddings (k, d), or None when no node is close enough.
+
+    ``method``: ``mean`` scores a node by the mean cosine of its embeddings with the cluster's
+    centroid; ``centroid`` by the cosine of the two centroids. A best score less than
+    ``ambiguity`` above the cluster's second best is not a match."""
+    nodes, s = scores(graph, kind, clusters, method)
     out: list[int | None] = [None] * len(clusters)
+    if not nodes:
+        return out
+    second = np.sort(s, 1)[:, -2] if len(nodes) > 1 else np.full(len(clusters), -np.inf)
     taken: set[int] = set()
-    for flat in np.argsort(-scores, axis=None):
+    for flat in np.argsort(-s, axis=None):
         ci, ni = divmod(int(flat), len(nodes))
-        if scores[ci, ni] < threshold:
+        if s[ci, ni] < threshold:
             break
-        if out[ci] is None and ni not in taken:
-            out[ci] = nodes[ni].id
+        if out[ci] is None and ni not in taken and s[ci, ni] - second[ci] >= ambiguity:
+            out[ci] = nodes[ni]
             taken.add(ni)
+    return out
+
+
+def solo_partner(face_times: list[list[float]], speech: list[tuple[float, float]], options: IdentityOptions,
+                 grid: float = 0.25) -> int | None:
+    """Index of the face alone on screen for most of a voice's speech (seconds, video time), or
+    None when no face is alone on screen long enough while it speaks."""
+    if not face_times or not speech:
+        return None
+    lo = min([a for a, _ in speech] + [min(t) for t in face_times if t]) - options.av_margin
+    hi = max([b for _, b in speech] + [max(t) for t in face_times if t]) + options.av_margin
+    n = int((hi - lo) / grid) + 2
+    vis = np.zeros((len(face_times), n), bool)
+    for i, times in enumerate(face_times):
+        for t in times:
+            vis[i, int((t - options.av_margin - lo) / grid):int((t + options.av_margin - lo) / grid) + 1] = True
+    speak = np.zeros(n, bool)
+    for a, b in speech:
+        speak[int((a - lo) / grid):int((b - lo) / grid)] = True
+    alone = speak & (vis.sum(0) == 1)
+    seconds = (alone[None, :] & vis).sum(1) * grid
+    best = int(np.argmax(seconds))
+    if seconds[best] < options.av_seconds or seconds[best] < options.av_share * speak.sum() * grid:
+        return None
+    return best
+
+
+def match_voices(graph: MemoryGraph, voices: list[np.ndarray], partners: list[int | None],
+                 options: IdentityOptions) -> list[int | None]:
+    """Voice node for each voice cluster: by voice alone at ``voice_threshold``; else, when the face
+    alone on screen while it speaks (``partners``: a face node id or None) belongs to a character
+    with a voice, that voice if the score reaches ``av_voice_threshold``."""
+    out = match(graph, "voice", voices, options.voice_threshold)
+    for k, (node, face) in enumerate(zip(out, partners)):
+        if node is not None or face is None:
+            continue
+        # several clusters of one clip may join one voice here: the face says they are one person
+        # (diarization split a speaker), which voice embeddings alone could not tell
+        candidates = [e for e in graph.character_entities(graph.character_of(face))
+                      if graph.entities[e].kind == "voice"]
+        if not candidates:
+            continue
+        c = centroid(voices[k])
+        best = max(candidates, key=lambda e: float((graph.entities[e].embeddings @ c).mean()))
+        if float((graph.entities[best].embeddings @ c).mean()) >= options.av_voice_threshold:
+            out[k] = best
     return out

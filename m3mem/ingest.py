@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from m3mem.errors import IngestError
-from m3mem.identity import IdentityOptions, match
+from m3mem.identity import IdentityOptions, match, match_voices, solo_partner
 from m3mem.memory import ClipWriter, Memory
 from models.base import TextEmbedder
 from models.memorizer import ClipContext, EntityFact, Memorizer
@@ -138,9 +138,11 @@ class Ingestor:
 
     def _commit_clip(self, mem: Memory, p: ClipPerception) -> None:
         """Match identities, write entities, memorize, store — all in one clip transaction."""
-        g = mem.graph
-        face_match = match(g, "face", [f.embeddings for f in p.faces], self.identity.face_threshold)
-        voice_match = match(g, "voice", [v.embeddings for v in p.voices], self.identity.voice_threshold)
+        g, o = mem.graph, self.identity
+        face_match = match(g, "face", [f.embeddings for f in p.faces], o.face_threshold, ambiguity=o.ambiguity)
+        partners = [solo_partner([f.times for f in p.faces], v.spans, o) for v in p.voices]
+        voice_match = match_voices(g, [v.embeddings for v in p.voices],
+                                   [face_match[i] if i is not None else None for i in partners], o)
         all_state = json.loads(mem.store.get_meta("memorizer_state") or "{}")
         state = all_state.setdefault(self.memorizer.name, {})
         with mem.clip(p.clip, p.start, p.end) as w:

@@ -122,6 +122,11 @@ class Memory:
         ``SearchOptions(**fields)``, e.g. ``retriever(top_k=3)``)."""
         return Retriever(self, options or SearchOptions(**fields))
 
+    def lexical(self, query: str, limit: int, before_clip: int | None = None) -> list[tuple[int, float]] | None:
+        """BM25 matches (text node id, score) from the memory's lexical index, best first; None
+        when the memory has none (an older memory opened read-only)."""
+        return self.store.lexical(query, limit, before_clip)
+
     def embed_query(self, text: str) -> np.ndarray:
         if self.embedder is None:
             raise RuntimeError("this memory was opened without a text embedder")

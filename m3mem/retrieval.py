@@ -9,7 +9,10 @@
 - ``CLIP_n`` references return those clips directly;
 - ``before_clip``: only clips with a smaller index are visible (questions asked mid-video).
 
-Candidates come from the vector index; clips are then rescored exactly from their own nodes.
+Candidates come from the vector index; clips are then rescored exactly from their own nodes. By
+default (``ranker="hybrid"``) the dense ranking is fused with a BM25 ranking of the same memories
+(SQLite FTS5, kept in the clip's transaction) by reciprocal rank fusion: an exact name, number or
+rare word said in the video is found even when the embedding of a short question misses it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from m3mem.index import TextIndex
 from models.mentions import clip_references, parse_mentions
 
 Mode = Literal["max", "mean", "sum"]
+Ranker = Literal["hybrid", "dense", "lexical"]
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 MEMORY_WISE_RE = re.compile(r"character\s*id|name of\s*<character_\d+>|<character_\d+>'s name",
                             re.IGNORECASE)
 EXACT_SUBSET = 4096  # subsets up to this size are scored exactly instead of through the index
@@ -39,10 +44,13 @@ class SearchOptions:
     before_clip: int | None = None  # only clips with index < before_clip are visible
     exclude_clips: frozenset[int] = frozenset()  # clips already shown to the agent
     depth: int = 64  # index candidates fetched per round of clip-wise search
+    ranker: Ranker = "hybrid"  # dense (embeddings), lexical (BM25) or both fused
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "mean", "sum"):
             raise UsageError(f"mode must be max, mean or sum, got {self.mode!r}")
+        if self.ranker not in ("hybrid", "dense", "lexical"):
+            raise UsageError(f"ranker must be hybrid, dense or lexical, got {self.ranker!r}")
         if self.top_k < 1 or self.depth < 1:
             raise UsageError("top_k and depth must be >= 1")
 
@@ -71,8 +79,9 @@ class MemoryHit:
 class SearchResult:
     query: str
     route: str  # "clips" | "memories" | "clip_refs"
-    clips: list[ClipHit] = field(default_factory=list)
+    clips: list[ClipHit] = field(default_factory=list)  # in time order
     memories: list[MemoryHit] = field(default_factory=list)
+    ranked: list[int] = field(default_factory=list)  # clip-wise: the clips in rank order, best first
 
     def as_dict(self) -> dict[str, list[str]]:
         """``{"CLIP_n": [memories...]}`` in time order (memory-wise hits grouped by clip)."""
@@ -91,6 +100,8 @@ class Searchable(Protocol):
     index: TextIndex | None
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+    def lexical(self, query: str, limit: int, before_clip: int | None = None) -> list[tuple[int, float]] | None: ...
 
 
 class Retriever:
@@ -130,29 +141,56 @@ class Retriever:
     def clip_search(self, query: str, options: SearchOptions | None = None,
                     embedding: np.ndarray | None = None) -> SearchResult:
         options = options or self.options
-        q = self._embed(query, embedding)
         index = self.memory.index
         if index is None or index.size == 0:
             return SearchResult(query, "clips")
+        q = self._embed(query, embedding)
         subset, mask = self._scope(query, options)
-        scores: dict[int, float] = {}
+        dense = self._dense_clips(q, options, subset, mask) if options.ranker != "lexical" else {}
+        if options.mode != "max":
+            dense = {c: self._clip_score(q, c, subset, options.mode) for c in dense}
+        order = sorted(dense, key=lambda c: (-dense[c], c))
+        lexical = self._lexical_clips(query, options, subset) if options.ranker != "dense" else None
+        if lexical is not None:  # None: dense only (asked for, or no lexical index in this memory)
+            fused: dict[int, float] = {}
+            for ranking in (order, lexical):
+                for rank, c in enumerate(ranking):
+                    fused[c] = fused.get(c, 0.0) + 1.0 / (RRF_K + rank + 1)
+            order = sorted(fused, key=lambda c: (-fused[c], c))
+        if options.threshold > 0:  # the threshold is on the dense similarity of the clip's best memory
+            order = [c for c in order if self._clip_score(q, c, subset, "max") >= options.threshold]
+        chosen = order[: options.top_k]
+        # a hit's score is its dense similarity (under ``mode``), whatever ranked it
+        return SearchResult(query, "clips", clips=[
+            self._hit(c, dense[c] if c in dense else self._clip_score(q, c, subset, options.mode))
+            for c in sorted(chosen)], ranked=chosen)
+
+    def _dense_clips(self, q: np.ndarray, options: SearchOptions, subset, mask) -> dict[int, float]:
+        """Clip -> its best memory's cosine, for at least top_k clips (or all there are)."""
         depth = options.depth
         while True:
             s, pos = self._nodes(q, depth, subset, mask)
-            scores = {}
+            scores: dict[int, float] = {}
             for score, p in zip(s.tolist(), pos.tolist()):
-                c = index.clip_at(p)
-                if c not in scores:  # results come best first: the first is the clip's max
-                    scores[c] = score
-            exhausted = len(pos) < depth
-            if len(scores) >= options.top_k or exhausted:
-                break
+                scores.setdefault(self.memory.index.clip_at(p), score)  # best first: the clip's max
+            if len(scores) >= options.top_k or len(pos) < depth:
+                return scores
             depth *= 4
-        if options.mode != "max":
-            scores = {c: self._clip_score(q, c, subset, options.mode) for c in scores}
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        chosen = [c for c, s in ranked if s >= options.threshold][: options.top_k]
-        return SearchResult(query, "clips", clips=[self._hit(c, scores[c]) for c in sorted(chosen)])
+
+    def _lexical_clips(self, query: str, options: SearchOptions, subset) -> list[int] | None:
+        """Clips in order of their best BM25 memory, or None when the memory has no lexical index."""
+        hits = self.memory.lexical(_without_mentions(query), options.depth * 4, options.before_clip)
+        if hits is None:
+            return None
+        allowed = None if subset is None else {self.memory.index.node_at(p) for p in subset.tolist()}
+        out: dict[int, None] = {}
+        for node, _ in hits:
+            text = self.graph.texts.get(node)
+            if text is None or (allowed is not None and node not in allowed) or text.clip in options.exclude_clips:
+                continue
+            if not self.graph.is_equivalence_node(node):
+                out.setdefault(text.clip, None)
+        return list(out)
 
     def memory_search(self, query: str, options: SearchOptions | None = None,
                       embedding: np.ndarray | None = None) -> SearchResult:
@@ -210,8 +248,10 @@ class Retriever:
         pos = index.positions(self.graph.clip_texts[clip])
         if subset is not None:
             pos = np.intersect1d(pos, subset)
+        if len(pos) == 0:
+            return float("-inf")
         s = index.score_subset(q, pos, len(pos))[0]
-        return float(s.sum() if mode == "sum" else s.mean())
+        return float(s.max() if mode == "max" else s.sum() if mode == "sum" else s.mean())
 
     def _hit(self, clip: int, score: float) -> ClipHit:
         start, end = self.graph.clips[clip]
@@ -219,3 +259,9 @@ class Retriever:
         texts = [self.graph.translated_text(n) for n in self.graph.clip_texts[clip]
                  if not self.graph.is_equivalence_node(n)]
         return ClipHit(clip, start, end, score, texts)
+
+
+def _without_mentions(query: str) -> str:
+    """The query's words, without <character_N> / <face_N> / <voice_N> tags (entity restriction
+    handles those)."""
+    return re.sub(r"<(?:face|voice|character)_\d+>", " ", query)

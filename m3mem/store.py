@@ -10,7 +10,9 @@ import json
 import os
 import socket
 import sqlite3
+import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from m3mem.errors import MemoryBusyError, MemoryFileError
 from m3mem.graph import Changes, EntityNode, Fact, GraphConfig, MemoryGraph, TextNode
 
 FORMAT = "m3mem-memory"
-SCHEMA_VERSION = 2  # 2: facts table (version 1 memories are read as they are and upgraded at the next write)
+SCHEMA_VERSION = 3  # 2: facts table; 3: texts_fts lexical index (older memories are read as they are and
+#                      upgraded at their next write)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,10 +48,18 @@ CREATE TABLE characters (entity INTEGER PRIMARY KEY, character INTEGER NOT NULL)
 _FACTS = """CREATE TABLE IF NOT EXISTS facts (
     entity INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     clip INTEGER NOT NULL, text INTEGER NOT NULL)"""
+# BM25 over memory texts; external content (the text lives once, in ``texts``), Porter stemming
+_FTS = """CREATE VIRTUAL TABLE IF NOT EXISTS texts_fts USING fts5(
+    text, content='texts', content_rowid='id', tokenize='porter unicode61')"""
 
 
 EXPECTED_TABLES = ("meta", "clips", "entities", "entity_contents", "texts", "edges", "characters")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another connection's lock
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOPWORDS = set("""a an the of to in on at for and or is are was were be been being it its this that these those
+with by as from what who whom whose when where which why how do does did done doing has have had having i you he
+she we they me him her us them my your his our their not no yes so if then than there here about into over
+said say says says about just very can could would should will shall may might must""".split())
 
 
 class Store:
@@ -62,6 +73,8 @@ class Store:
         self.conn = conn
         self.readonly = readonly
         self._lock: WriterLock | None = None
+        self._fts = False  # set by _check: the memory has its lexical index
+        self._read_lock = threading.Lock()  # one connection, queried from evaluation threads
 
     @classmethod
     def open(cls, path: str | Path, create: bool = False, readonly: bool = False) -> "Store":
@@ -112,7 +125,7 @@ class Store:
         with self.transaction():
             if self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 return
-            for stmt in _SCHEMA.split(";") + [_FACTS]:
+            for stmt in _SCHEMA.split(";") + [_FACTS, _FTS]:
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -142,6 +155,7 @@ class Store:
                  if kinds.get(t) != "table"]
         if wrong:  # missing, or a view posing as a table (a view could make reading never end)
             raise MemoryFileError(f"{self.path}: damaged memory: {', '.join(wrong)} missing or not plain tables")
+        self._fts = version >= 3 and kinds.get("texts_fts") == "table"
 
     def transaction(self) -> "_Txn":
         return _Txn(self.conn)
@@ -202,6 +216,26 @@ class Store:
         graph.drain_changes()
         return graph
 
+    def lexical(self, query: str, limit: int, before_clip: int | None = None) -> list[tuple[int, float]] | None:
+        """(text node id, BM25 score, higher is better) of the memories matching any word of
+        ``query``, best first; None when this memory has no lexical index (written before schema 3
+        and opened read-only)."""
+        if not self._fts:
+            return None
+        terms = [w for w in _WORDS.findall(query.lower()) if w not in _STOPWORDS and len(w) > 1]
+        if not terms:
+            return []
+        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(terms))
+        sql = ("SELECT t.id, -bm25(texts_fts) FROM texts_fts JOIN texts t ON t.id = texts_fts.rowid "
+               "WHERE texts_fts MATCH ?" + (" AND t.clip < ?" if before_clip is not None else "") +
+               " ORDER BY bm25(texts_fts) LIMIT ?")
+        args = (match, before_clip, limit) if before_clip is not None else (match, limit)
+        with self._read_lock:
+            try:
+                return [(int(i), float(s)) for i, s in self.conn.execute(sql, args)]
+            except sqlite3.DatabaseError as e:
+                raise MemoryFileError(f"{self.path}: lexical index is damaged ({e})") from e
+
     def _has_table(self, name: str) -> bool:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                  (name,)).fetchone() is not None
@@ -210,11 +244,17 @@ class Store:
     def write(self, graph: MemoryGraph, changes: Changes) -> None:
         """Write what ``changes`` names from ``graph``; call inside ``transaction()``."""
         c = self.conn
-        if int(self.get_meta("schema_version") or 0) < SCHEMA_VERSION:  # upgrade 1 -> 2
+        version = int(self.get_meta("schema_version") or 0)
+        if version < SCHEMA_VERSION:  # upgrade: facts (2), lexical index of what is already there (3)
             c.execute(_FACTS)
+            c.execute(_FTS)
+            c.execute("INSERT INTO texts_fts(texts_fts) VALUES ('rebuild')")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self._fts = True
         c.executemany("INSERT INTO facts VALUES (?, ?, ?, ?, ?)",
                       [(f.entity, f.key, f.value, f.clip, f.text) for f in changes.facts])
+        new_texts = [(n, graph.texts[n].text) for n in sorted(changes.nodes) if n in graph.texts]
+        c.executemany("INSERT INTO texts_fts(rowid, text) VALUES (?, ?)", new_texts)
         c.executemany("INSERT OR REPLACE INTO clips VALUES (?, ?, ?)",
                       [(k, *graph.clips[k]) for k in sorted(changes.clips)])
         for nid in sorted(changes.nodes):
@@ -265,7 +305,10 @@ class _Txn:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            self.conn.execute("ROLLBACK")
 
 
 class WriterLock:

@@ -76,6 +76,7 @@ class CenterFaceDlib:
     def embed(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(n, 128) L2-normalised embeddings of the faces in ``boxes``."""
         out = np.zeros((len(boxes), self.dim), np.float32)
+        img = np.ascontiguousarray(img)  # dlib refuses strided arrays
         for i, (x0, y0, x1, y1) in enumerate(boxes):
             rect = self.dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
             shape = self.shape(img, rect)

@@ -193,7 +193,8 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                         k = _window_of(windows, t_v)
                         if t_v + 1e-6 >= next_t and k not in skip and k >= emitted:
                             img = frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
-                            img = _rotate(img, info.rotation)
+                            # rows may be padded (a 590 px wide frame): models want contiguous pixels
+                            img = np.ascontiguousarray(_rotate(img, info.rotation))
                             clip = clips.get(k) or clips.setdefault(k, Clip(k, *windows[k][1:], scale=scale))
                             clip.frames.append(img)
                             clip.frame_times.append(t_v)

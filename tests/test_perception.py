@@ -191,3 +191,12 @@ def test_scene_text_is_read(tmp_path, models):
     opts = PerceptionOptions(scene_text=True)
     (clip,) = [perceive(c, "text.mp4", with_ocr, opts, False) for c in iter_clips(tmp_path / "text.mp4")]
     assert clip.scene_text == ["BREAKING NEWS"]
+
+
+def test_a_frame_width_with_padded_rows_is_embedded(media, models):
+    """A 590 px wide source decodes to rows padded in memory; dlib refused such frames."""
+    video = media / "video/talking_heads/retalking_face_3.mp4"
+    clip = next(iter_clips(video, DecodeOptions(fps=1)))
+    assert clip.frames[0].shape[1] == 590 and clip.frames[0].flags["C_CONTIGUOUS"]
+    (out,) = [perceive(clip, str(video), models, PerceptionOptions())]
+    assert len(out.faces) == 1

@@ -138,3 +138,55 @@ def test_hnsw_delta_segment_is_searched_and_folded(tmp_path):
             w.add_text("episodic", f"<face_{faces[0]}> more {i}", unit(rng, DIM))
     assert ret.clip_search("q", SearchOptions(top_k=1), embedding=extra[2]).clips[0].clip == 42
     assert mem.index.indexed == mem.index.size
+
+
+def _said(tmp_path, lines: list[str]):
+    from tests.conftest import HashEmbedder
+
+    rng = np.random.default_rng(0)
+    mem = Memory.open(tmp_path / "said.m3mem", HashEmbedder(), create=True)
+    for c, line in enumerate(lines):
+        with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+            v = w.add_entity("voice", unit(rng, 8))
+            w.add_text("episodic", f'<voice_{v}> says: "{line}"')
+    return mem
+
+
+def test_hybrid_finds_a_rare_word_the_embedding_misses(tmp_path):
+    lines = ["the weather is cold", "we walked to the old mill", "Beatman's diner is back down the road",
+             "the train leaves at nine", "lunch is in the garden"]
+    with _said(tmp_path, lines) as mem:
+        wrong = mem.embedder.embed(["the train leaves at nine"])[0]  # a query embedding that misses
+        ret = mem.retriever()
+        dense = ret.clip_search("Beatman's", SearchOptions(top_k=1, ranker="dense"), embedding=wrong)
+        lexical = ret.clip_search("Beatman's", SearchOptions(top_k=1, ranker="lexical"), embedding=wrong)
+        fused = ret.clip_search("Beatman's", SearchOptions(top_k=2), embedding=wrong)
+        assert dense.ranked == [3] and lexical.ranked == [2]
+        assert set(fused.ranked) == {2, 3}  # both rankings contribute
+        early = ret.clip_search("Beatman's", SearchOptions(top_k=5, before_clip=2), embedding=wrong)
+        assert sorted(early.ranked) == [0, 1]  # before_clip holds for the lexical ranking too
+
+
+def test_an_older_memory_is_searched_densely_then_indexed_at_its_next_write(tmp_path):
+    import sqlite3
+
+    from tests.conftest import HashEmbedder
+
+    mem = _said(tmp_path, ["the password is swordfish", "lunch is at noon"])
+    path = mem.store.path
+    mem.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE texts_fts")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with Memory.open(path, HashEmbedder(), readonly=True) as old:
+        assert old.lexical("swordfish", 5) is None  # no index: dense only, no error
+        assert old.retriever().search("swordfish password").clips
+    rng = np.random.default_rng(1)
+    with Memory.open(path, HashEmbedder()) as mem:
+        with mem.clip(2, 60.0, 90.0) as w:
+            v = w.add_entity("voice", unit(rng, 8))
+            w.add_text("episodic", f'<voice_{v}> says: "goodbye"')
+        assert [mem.graph.texts[n].clip for n, _ in mem.lexical("swordfish", 5)] == [0]  # old text indexed
+        assert [mem.graph.texts[n].clip for n, _ in mem.lexical("goodbye", 5)] == [2]

@@ -178,5 +178,6 @@ def test_no_pickle_in_the_file(tmp_path, embedder):
     _filled(path, embedder, clips=2)
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"meta", "clips", "entities", "entity_contents", "texts", "edges", "characters", "facts"}
+    assert tables == {"meta", "clips", "entities", "entity_contents", "texts", "edges", "characters", "facts",
+                      "texts_fts", "texts_fts_data", "texts_fts_idx", "texts_fts_docsize", "texts_fts_config"}
     assert dict(conn.execute("SELECT entity, character FROM characters")) == {0: 0, 11: 1}
