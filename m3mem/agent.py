@@ -1,14 +1,23 @@
-"""The control agent: answer a question by alternating [Search] and [Answer] over a memory.
+"""The control agent: answer a question by alternating actions and [Answer] over a memory.
 
-The question itself is searched first. Then each round the chat model is shown everything found
-so far (clips in time order) and the earlier queries, and replies ``Action: [Search]`` or
-``Action: [Answer]`` with a ``Content:`` line. A search runs the retriever (clip-wise, or
-memory-wise for character-id and name queries); clips already shown are not shown again. A
-query must differ from the earlier ones: a repeated one means the model has nothing new to look
-for, so it is asked for its answer instead. A reply in neither form is taken as a search for the
-question itself (fetching further clips when that was searched already). The last round must
-answer.
-Character ids never reach the final answer: a known name replaces them, otherwise "a person".
+The question itself is searched first (and, when it asks about a position in time, "the last
+words", "right before ...", the agent goes there: ``m3mem.navigation.time_cue``). Then each round
+the chat model is shown everything found so far (clips in time order) and the earlier queries, and
+replies ``Action: [...]`` with a ``Content:`` line. The actions (M3-Agent's protocol, extended):
+
+- ``[Search]`` query: the retriever (clip-wise hybrid, or memory-wise for character-id and name
+  queries); clips already shown are not shown again;
+- ``[Person]`` <character_N> or a name: the clips where that person is seen or heard, in time order;
+- ``[Before]`` / ``[After]`` CLIP_n: the clip just before / after it;
+- ``[First]`` / ``[Last]``: the first / last clips;
+- ``[Answer]`` the answer.
+
+Every action honours ``before_clip``. A query must differ from the earlier ones: a repeated one
+means the model has nothing new to look for, so it is asked for its answer instead. A reply in no
+known form is taken as a search for the question itself. The last round must answer. Character
+ids never reach the final answer: a known name replaces them, otherwise "a person".
+``AgentOptions(navigation=False)`` keeps M3-Agent's two actions only (for served models trained on
+that protocol).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 
+from m3mem import navigation
 from m3mem.memory import Memory
 from m3mem.quoting import quote, support
 from m3mem.retrieval import SearchOptions
@@ -38,6 +48,10 @@ or, when the knowledge does not contain the answer:
 Action: [Search]
 Content: <a new search query, different from the earlier ones>
 To learn who someone is, search "What is the name of <character_N>"."""
+NAVIGATION = """
+Other actions, with the same two lines: [Person] with <character_N> shows what that person says and does, \
+in time order; [Before] or [After] with CLIP_n shows the clip just before or after CLIP_n; [First] or [Last] \
+shows the first or last clips of the video."""
 
 # Two worked examples given as earlier turns (small models follow a format far more reliably
 # from turns than from a description).
@@ -57,7 +71,7 @@ EXAMPLES = [
 ]
 ANSWER_PREFIX = "Action: [Answer]\nContent:"
 
-ACTION_RE = re.compile(r"\[?\s*(search|answer)\s*\]", re.IGNORECASE)
+ACTION_RE = re.compile(r"\[?\s*(" + "|".join(navigation.ACTIONS) + r")\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 
@@ -100,10 +114,12 @@ class AgentOptions:
     search: SearchOptions = SearchOptions(top_k=2)  # each search (top_k: clips shown per search)
     max_tokens: int = 96  # per model turn
     search_question_first: bool = True  # search the question itself before the first turn
+    navigation: bool = True  # offer [Person]/[Before]/[After]/[First]/[Last] and follow time cues
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
-    """("search" | "answer" | None, content) from a model reply; None when malformed."""
+    """(action, content) from a model reply: an action of ``navigation.ACTIONS``, or None when
+    malformed."""
     m = ACTION_RE.search(reply)
     c = CONTENT_RE.search(reply)
     content = c.group(1).strip() if c else ""
@@ -125,44 +141,27 @@ class Agent:
 
     def ask(self, question: str, before_clip: int | None = None) -> Answer:
         o, t0 = self.options, time.perf_counter()
-        retriever = self.memory.retriever()
-        rounds: list[Round] = []
-        shown: dict[int, Evidence] = {}
-        asked: list[str] = []  # distinct queries, as shown to the model
-        seen: set[str] = set()  # the same, normalised
-
-        def search(rnd: Round, query: str) -> None:
-            if _norm(query) in seen:
-                rnd.note = (rnd.note + "; " if rnd.note else "") + "repeated query: further clips"
-            else:
-                asked.append(query)
-                seen.add(_norm(query))
-            rnd.content = query
-            t = time.perf_counter()
-            result = retriever.search(query, replace(o.search, before_clip=before_clip,
-                                                     exclude_clips=frozenset(shown)))
-            rnd.retrieval_seconds = time.perf_counter() - t
-            for h in result.clips:
-                shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories)
-            for m in result.memories:
-                ev = shown.setdefault(m.clip, Evidence(m.clip, m.start, m.end, []))
-                if m.text not in ev.memories:
-                    ev.memories.append(m.text)
-            rnd.clips = sorted({h.clip for h in result.clips} | {m.clip for m in result.memories})
-
+        s = _Session(self.memory, o, before_clip)
         if o.search_question_first:
-            rounds.append(Round("search", question, "", note="the question itself, before the first turn"))
-            search(rounds[-1], question)
+            s.rounds.append(Round("search", question, "", note="the question itself, before the first turn"))
+            ranked = s.search(s.rounds[-1], question)
+            cue = navigation.time_cue(question) if o.navigation else None
+            if cue:
+                anchor = f"CLIP_{ranked[0]}" if ranked else ""
+                s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))
+                s.navigate(s.rounds[-1], cue, anchor, question)
         answer = ""
         for r in range(o.rounds):
             last = r == o.rounds - 1
-            messages = self._messages(question, shown, asked, last)
+            messages = self._messages(question, s.shown, s.asked, last, o.navigation)
             t = time.perf_counter()
             reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX if last else "")
             rnd = Round("search", "", reply)
-            rounds.append(rnd)
+            s.rounds.append(rnd)
             action, content = parse_action(reply)
-            repeated = action == "search" and _norm(content) in seen
+            if action not in ("search", "answer") and not o.navigation:
+                action = None
+            repeated = action == "search" and _norm(content) in s.seen
             if (action == "answer" and not content) or repeated:
                 # "Action: [Answer]" alone, or no new query left to try: the answer is asked for
                 reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
@@ -175,28 +174,32 @@ class Agent:
                 if action != "answer":  # the prefix did not hold (served models may ignore it)
                     rnd.note = "forced answer"
                 break
+            if action in ("person", "before", "after", "first", "last"):
+                rnd.action, rnd.content = action, content
+                s.navigate(rnd, action, content, question)
+                continue
             if action is None or not content:
                 rnd.note = "malformed reply: searched the question"
                 content = question
-            search(rnd, content)
+            s.search(rnd, content)
         final = self._without_ids(answer or "I could not find the answer in the memory.")
-        model_s = sum(x.model_seconds for x in rounds)
-        retrieval_s = sum(x.retrieval_seconds for x in rounds)
-        evidence = sorted(shown.values(), key=lambda e: -_overlap(final, e.memories))
+        evidence = sorted(s.shown.values(), key=lambda e: -_overlap(final, e.memories))
         seen = [quote(m) for e in evidence for m in e.memories]
-        return Answer(question, final, evidence, rounds, self.chat.name,
-                      {"retrieval": retrieval_s, "model": model_s, "total": time.perf_counter() - t0},
+        return Answer(question, final, evidence, s.rounds, self.chat.name,
+                      {"retrieval": sum(x.retrieval_seconds for x in s.rounds),
+                       "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
 
     @staticmethod
-    def _messages(question: str, shown: dict[int, Evidence], asked: list[str], last: bool) -> list[dict]:
+    def _messages(question: str, shown: dict[int, Evidence], asked: list[str], last: bool,
+                  navigate: bool = True) -> list[dict]:
         knowledge = {f"CLIP_{c}": [quote(m) for m in shown[c].memories] for c in sorted(shown)}
         body = json.dumps(knowledge, ensure_ascii=False) if knowledge else "nothing yet"
         earlier = ", ".join(json.dumps(q, ensure_ascii=False) for q in asked) or "none"
         user = f"Searched knowledge: {body}\nEarlier searches: {earlier}\nQuestion: {question}"
         if last:
             user += "\nThis is the last turn: answer now."
-        messages = [{"role": "system", "content": SYSTEM}]
+        messages = [{"role": "system", "content": SYSTEM + (NAVIGATION if navigate else "")}]
         for u, a in EXAMPLES:
             messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
         return messages + [{"role": "user", "content": user}]
@@ -215,6 +218,63 @@ class Agent:
             return names.get(num, "a person")
 
         return MENTION_RE.sub(name, text)
+
+
+class _Session:
+    """What one question has seen so far: rounds, clips shown, queries asked."""
+
+    def __init__(self, memory: Memory, options: AgentOptions, before_clip: int | None):
+        self.memory, self.o, self.before = memory, options, before_clip
+        self.retriever = memory.retriever()
+        self.rounds: list[Round] = []
+        self.shown: dict[int, Evidence] = {}
+        self.asked: list[str] = []  # distinct queries, as shown to the model
+        self.seen: set[str] = set()  # the same, normalised
+
+    def search(self, rnd: Round, query: str) -> list[int]:
+        """Run a search; returns the clips it found in rank order."""
+        if _norm(query) in self.seen:
+            rnd.note = (rnd.note + "; " if rnd.note else "") + "repeated query: further clips"
+        else:
+            self.asked.append(query)
+            self.seen.add(_norm(query))
+        rnd.content = query
+        t = time.perf_counter()
+        result = self.retriever.search(query, replace(self.o.search, before_clip=self.before,
+                                                      exclude_clips=frozenset(self.shown)))
+        rnd.retrieval_seconds = time.perf_counter() - t
+        for h in result.clips:
+            self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories)
+        for m in result.memories:
+            ev = self.shown.setdefault(m.clip, Evidence(m.clip, m.start, m.end, []))
+            if m.text not in ev.memories:
+                ev.memories.append(m.text)
+        rnd.clips = sorted({h.clip for h in result.clips} | {m.clip for m in result.memories})
+        return result.ranked or rnd.clips
+
+    def navigate(self, rnd: Round, action: str, content: str, question: str) -> None:
+        """Show the clips a navigation action names (a person nobody can resolve is a search)."""
+        t = time.perf_counter()
+        g, k = self.memory.graph, self.o.search.top_k
+        if action == "person":
+            clips = navigation.person_clips(g, content, self.before)
+            if clips is None:
+                rnd.note = "nobody of that name: searched it"
+                self.search(rnd, content or question)
+                return
+            clips = [c for c in clips if c not in self.shown][: k + 1]
+        elif action in ("before", "after"):
+            clips = navigation.step(g, action, content, sorted(self.shown), self.before)
+        else:
+            clips = navigation.ends(g, action, k, self.before)
+        label = f"[{action.capitalize()}] {content}".strip()
+        if label not in self.asked:
+            self.asked.append(label)
+        hits = self.retriever.clips_by_index(label, clips, replace(self.o.search, before_clip=self.before)).clips
+        for h in hits:
+            self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories)
+        rnd.clips = [h.clip for h in hits]
+        rnd.retrieval_seconds = time.perf_counter() - t
 
 
 def _overlap(answer: str, memories: list[str]) -> int:

@@ -22,7 +22,7 @@ from m3mem.graph import MemoryGraph
 
 @dataclass(frozen=True)
 class IdentityOptions:
-    face_threshold: float = 0.92  # dlib 128-d cosine; vasp_ids: precision 0.993, recall 0.900
+    face_threshold: float = 0.925  # dlib 128-d cosine; see README "Identity" for the calibration
     voice_threshold: float = 0.75  # resemblyzer 256-d: same speaker ~0.8-0.95, different ~0.55-0.7
     ambiguity: float = 0.005  # a best score within this of the second best node's is not a match
     av_voice_threshold: float = 0.55  # a voice joins the voice of the face alone on screen at this score
@@ -101,17 +101,17 @@ def match_voices(graph: MemoryGraph, voices: list[np.ndarray], partners: list[in
     alone on screen while it speaks (``partners``: a face node id or None) belongs to a character
     with a voice, that voice if the score reaches ``av_voice_threshold``."""
     out = match(graph, "voice", voices, options.voice_threshold)
+    taken = {n for n in out if n is not None}
     for k, (node, face) in enumerate(zip(out, partners)):
         if node is not None or face is None:
             continue
-        # several clusters of one clip may join one voice here: the face says they are one person
-        # (diarization split a speaker), which voice embeddings alone could not tell
         candidates = [e for e in graph.character_entities(graph.character_of(face))
-                      if graph.entities[e].kind == "voice"]
+                      if graph.entities[e].kind == "voice" and e not in taken]
         if not candidates:
             continue
         c = centroid(voices[k])
         best = max(candidates, key=lambda e: float((graph.entities[e].embeddings @ c).mean()))
         if float((graph.entities[best].embeddings @ c).mean()) >= options.av_voice_threshold:
             out[k] = best
+            taken.add(best)
     return out

@@ -21,13 +21,15 @@ class FaceOptions:
     sharpness_side: int = 64  # pixels: the crop is resized to this square before measuring sharpness
     cluster_threshold: float = 0.92  # cosine (dlib): detections above it (average linkage) are one person;
     #   as strict as matching across clips (m3mem.identity): a cut inside a clip is the same decision
+    small_face: int = 80  # pixels (shorter box side): below it dlib upsamples the face and its embedding
+    small_face_threshold: float = 0.88  # is noisier, so one person's small faces cluster at this cosine
     crops: int = 3  # best crops kept per cluster
     track_iou: float = 0.3  # a box overlapping the previous frame's box this much continues its track...
     track_colour: float = 0.8  # ...if the crops' colour histograms also correlate this much (not a cut)
-    reuse_similarity: float = 0.85  # a detection whose grey 24x24 crop correlates this much with the crop
+    reuse_similarity: float = 0.90  # a detection whose grey 24x24 crop correlates this much with the crop
     #   its track last embedded reuses that embedding; else it is embedded. Long video: across a cut <= 0.76,
-    #   same shot median 0.81 (so about half the detections skip the 84 ms embedding, and no identity is
-    #   passed across a cut, which tracks alone did when two letterboxed shots look alike)
+    #   same shot median 0.81 (so many detections skip the 84 ms embedding, and no identity is passed
+    #   across a cut, which tracks alone did when two letterboxed shots look alike)
 
 
 @dataclass
@@ -145,8 +147,9 @@ def cluster(dets: list[_Det], frames: list[np.ndarray], scale: float, options: F
     embedded = [d for d in dets if d.emb is not None and d.reused is None]
     if not embedded:
         return []
-    labels = agglomerate(np.stack([d.emb for d in embedded]), [d.frame for d in embedded],
-                         options.cluster_threshold)
+    sides = np.array([min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in embedded])
+    thresholds = np.where(sides < options.small_face, options.small_face_threshold, options.cluster_threshold)
+    labels = agglomerate(np.stack([d.emb for d in embedded]), [d.frame for d in embedded], thresholds)
     label_of = {id(d): lab for d, lab in zip(embedded, labels)}
     for d in dets:
         if d.reused is not None:

@@ -198,3 +198,45 @@ def test_cli_ask_interactive_keeps_the_model_loaded(tmp_path, monkeypatch, capsy
         code = cli(["ask", str(path), "--llm", "openai", "--llm-model", "m", "--llm-base-url", server.base_url])
     out = capsys.readouterr().out
     assert code == 0 and "At nine." in out and "No." in out and len(server.requests) == 2
+
+
+def test_person_action_follows_one_character_in_time_order(memory):
+    g = memory.graph
+    lily = g.character_of(next(f.entity for f in g.facts))  # the voice of clip 3
+    chat = ScriptedChat([f"Action: [Person]\nContent: <character_{lily}>", "Action: [Answer]\nContent: swordfish"])
+    a = Agent(memory, chat, AgentOptions(rounds=3, search_question_first=False)).ask("What did Lily say?")
+    assert a.rounds[0].action == "person" and a.rounds[0].clips == [3]
+    chat = ScriptedChat(["Action: [Person]\nContent: Lily", "Action: [Answer]\nContent: swordfish"])
+    a = Agent(memory, chat, AgentOptions(rounds=3, search_question_first=False)).ask("What did Lily say?")
+    assert a.rounds[0].clips == [3]  # by the name stored as a fact
+
+
+def test_before_after_first_last_step_through_time_and_honour_before_clip(memory):
+    def run(reply, before=None):
+        chat = ScriptedChat([reply, "Action: [Answer]\nContent: x"])
+        return Agent(memory, chat, AgentOptions(rounds=2, search_question_first=False)).ask("q", before).rounds[0]
+
+    assert run("Action: [Before]\nContent: CLIP_3").clips == [2]
+    assert run("Action: [After]\nContent: CLIP_3").clips == [4]
+    assert run("Action: [First]\nContent: first").clips == [0, 1]
+    assert run("Action: [Last]\nContent: last").clips == [4, 5]
+    assert run("Action: [Last]\nContent: last", before=3).clips == [1, 2]
+    assert run("Action: [After]\nContent: CLIP_2", before=3).clips == []
+
+
+def test_time_cues_in_the_question_go_there_without_the_model(memory):
+    chat = ScriptedChat(["Action: [Answer]\nContent: lisbon"])
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("What are the last words said in the video?")
+    assert a.rounds[1].action == "last" and 5 in a.rounds[1].clips
+    shown = chat.calls[0][0][-1]["content"]
+    assert "my sister lives in lisbon" in shown
+    chat = ScriptedChat(["Action: [Answer]\nContent: noon"])
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask('What was said right before "the meeting moved to friday"?')
+    assert a.rounds[1].action == "before" and "lunch is at noon in the garden" in chat.calls[0][0][-1]["content"]
+
+
+def test_m3_agent_protocol_only_when_navigation_is_off(memory):
+    chat = ScriptedChat(["Action: [Last]\nContent: last", "Action: [Answer]\nContent: x"])
+    a = Agent(memory, chat, AgentOptions(rounds=2, navigation=False)).ask("What are the last words?")
+    assert [r.action for r in a.rounds] == ["search", "search", "answer"]  # [Last] read as malformed
+    assert "[Person]" not in chat.calls[0][0][0]["content"]

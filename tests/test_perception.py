@@ -200,3 +200,20 @@ def test_a_frame_width_with_padded_rows_is_embedded(media, models):
     assert clip.frames[0].shape[1] == 590 and clip.frames[0].flags["C_CONTIGUOUS"]
     (out,) = [perceive(clip, str(video), models, PerceptionOptions())]
     assert len(out.faces) == 1
+
+
+def test_a_low_resolution_face_letterboxed_and_upscaled_is_found(tmp_path, media, models):
+    """A 224 px interview crop shown in a 640x360 frame (upscaled, letterboxed) is a clearly
+    visible face; the old size-dependent sharpness filter dropped every such face."""
+    import cv2
+
+    src = next(iter_clips(media / "video/vasp_ids/ID7/015.mp4", DecodeOptions(fps=10, max_side=4096)))
+    frames = []
+    for img in src.frames:
+        canvas = np.zeros((360, 640, 3), np.uint8)
+        big = cv2.resize(img, (300, 300), interpolation=cv2.INTER_CUBIC)
+        canvas[30:330, 170:470] = big
+        frames.append(canvas)
+    make_video(tmp_path / "letterboxed.mp4", frames, src.audio)
+    (clip,) = run(tmp_path / "letterboxed.mp4", models)
+    assert len(clip.faces) == 1 and len(clip.faces[0].times) >= 0.8 * len(range(int(clip.end)))

@@ -1,0 +1,72 @@
+"""Moving through a memory by person and by time, beside similarity search.
+
+The agent's actions beyond M3-Agent's ``[Search]``: follow a person (the clips where they are seen
+or heard, in time order), step to the clip before or after one already shown, and go to the first
+or last clips. Every function honours ``before_clip`` (only clips with a smaller index exist) and
+skips clips already shown. Questions with a plain time cue ("the last words", "right before ...")
+are navigated without waiting for the model to ask (``time_cue``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from m3mem.graph import MemoryGraph
+from models.mentions import clip_references
+
+ACTIONS = ("search", "answer", "person", "before", "after", "first", "last")
+
+_LAST = re.compile(r"\b(?:last|final|closing)\s+(?:words?|things?|sentences?|lines?|remarks?)\b|"
+                   r"\bat the (?:very )?end\b|\bends? (?:with|by)\b", re.IGNORECASE)
+_FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|remarks?)\b|"
+                    r"\bat the (?:very )?(?:beginning|start)\b|\bstarts? (?:with|by)\b", re.IGNORECASE)
+_BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
+_AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
+
+
+def visible_clips(graph: MemoryGraph, before_clip: int | None) -> list[int]:
+    return sorted(c for c in graph.clips if before_clip is None or c < before_clip)
+
+
+def person_clips(graph: MemoryGraph, who: str, before_clip: int | None) -> list[int] | None:
+    """Clips where the person named in ``who`` (``<character_N>``, ``<face_N>``, ``<voice_N>`` or
+    a name a memorizer stored) is seen or heard, in time order; None when nobody is named."""
+    entities = graph.resolve_query(who)
+    if not entities:
+        wanted = who.strip().strip(".\"'").lower()
+        chars = [c for c, name in graph.names().items() if name.lower() == wanted or name.lower() in wanted.split(" and ")]
+        entities = [e for c in chars for e in graph.character_entities(c)]
+    if not entities:
+        return None
+    clips = {graph.texts[n].clip for n in graph.texts_of_entities(entities)}
+    return sorted(c for c in clips if before_clip is None or c < before_clip)
+
+
+def step(graph: MemoryGraph, direction: str, reference: str, shown: list[int], before_clip: int | None) -> list[int]:
+    """The clip just before / after the one named in ``reference`` (``CLIP_n``), or, when none is
+    named, before the earliest / after the latest clip shown so far."""
+    clips = visible_clips(graph, before_clip)
+    refs = [c for c in clip_references(reference) if c in graph.clips]
+    if refs:
+        anchor = refs[0]
+    elif shown:
+        anchor = min(shown) if direction == "before" else max(shown)
+    else:
+        return []
+    if direction == "before":
+        return [c for c in clips if c < anchor][-1:]
+    return [c for c in clips if c > anchor][:1]
+
+
+def ends(graph: MemoryGraph, which: str, k: int, before_clip: int | None) -> list[int]:
+    """The first or last ``k`` visible clips."""
+    clips = visible_clips(graph, before_clip)
+    return clips[:k] if which == "first" else clips[-k:]
+
+
+def time_cue(question: str) -> str | None:
+    """"first", "last", "before" or "after" when the question asks about a position in time."""
+    for name, pattern in (("last", _LAST), ("first", _FIRST), ("before", _BEFORE), ("after", _AFTER)):
+        if pattern.search(question):
+            return name
+    return None
