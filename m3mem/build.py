@@ -116,7 +116,7 @@ def search_options(settings: Settings, top_k: int | None = None, before_clip: in
     from m3mem.retrieval import SearchOptions
 
     return SearchOptions(top_k=settings.top_k if top_k is None else top_k, mode=settings.mode,
-                         threshold=settings.threshold, before_clip=before_clip)
+                         threshold=settings.threshold, before_clip=before_clip, ranker=settings.ranker)
 
 
 def agent_options(settings: Settings) -> "AgentOptions":

@@ -18,6 +18,7 @@ class Settings:
     top_k: int = 5  # clips (or memories) returned per search
     mode: str = "max"  # clip scoring: max, mean or sum
     threshold: float = 0.0  # results scoring below this are dropped
+    ranker: str = "dense"  # dense, lexical (BM25) or hybrid (both, reciprocal rank fusion)
     # models
     text_embedder: str = "minilm"  # "minilm" (packaged, offline) or a sentence-transformers folder
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present

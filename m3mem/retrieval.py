@@ -9,10 +9,11 @@
 - ``CLIP_n`` references return those clips directly;
 - ``before_clip``: only clips with a smaller index are visible (questions asked mid-video).
 
-Candidates come from the vector index; clips are then rescored exactly from their own nodes. By
-default (``ranker="hybrid"``) the dense ranking is fused with a BM25 ranking of the same memories
-(SQLite FTS5, kept in the clip's transaction) by reciprocal rank fusion: an exact name, number or
-rare word said in the video is found even when the embedding of a short question misses it.
+Candidates come from the vector index; clips are then rescored exactly from their own nodes. With
+``ranker="hybrid"`` the dense ranking is fused with a BM25 ranking of the same memories (SQLite
+FTS5, kept in the clip's transaction) by weighted reciprocal rank fusion, so an exact name, number
+or rare word said in the video is found even when the embedding of a short question misses it;
+``ranker="lexical"`` is BM25 alone. Dense is the default: it measured best on bench/long_qa.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class SearchOptions:
     before_clip: int | None = None  # only clips with index < before_clip are visible
     exclude_clips: frozenset[int] = frozenset()  # clips already shown to the agent
     depth: int = 64  # index candidates fetched per round of clip-wise search
-    ranker: Ranker = "hybrid"  # dense (embeddings), lexical (BM25) or both fused
+    ranker: Ranker = "dense"  # dense (embeddings), lexical (BM25) or both fused ("hybrid"): on the long QA
+    #                           benchmark fusion did not beat dense (README, bench/long_qa.py)
+    lexical_weight: float = 1.0  # weight of the BM25 ranking in the fusion (dense: 1)
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "mean", "sum"):
@@ -153,9 +156,9 @@ class Retriever:
         lexical = self._lexical_clips(query, options, subset) if options.ranker != "dense" else None
         if lexical is not None:  # None: dense only (asked for, or no lexical index in this memory)
             fused: dict[int, float] = {}
-            for ranking in (order, lexical):
+            for ranking, weight in ((order, 1.0), (lexical, options.lexical_weight)):
                 for rank, c in enumerate(ranking):
-                    fused[c] = fused.get(c, 0.0) + 1.0 / (RRF_K + rank + 1)
+                    fused[c] = fused.get(c, 0.0) + weight / (RRF_K + rank + 1)
             order = sorted(fused, key=lambda c: (-fused[c], c))
         if options.threshold > 0:  # the threshold is on the dense similarity of the clip's best memory
             order = [c for c in order if self._clip_score(q, c, subset, "max") >= options.threshold]

@@ -160,10 +160,10 @@ def test_hybrid_finds_a_rare_word_the_embedding_misses(tmp_path):
         ret = mem.retriever()
         dense = ret.clip_search("Beatman's", SearchOptions(top_k=1, ranker="dense"), embedding=wrong)
         lexical = ret.clip_search("Beatman's", SearchOptions(top_k=1, ranker="lexical"), embedding=wrong)
-        fused = ret.clip_search("Beatman's", SearchOptions(top_k=2), embedding=wrong)
+        fused = ret.clip_search("Beatman's", SearchOptions(top_k=2, ranker="hybrid"), embedding=wrong)
         assert dense.ranked == [3] and lexical.ranked == [2]
         assert set(fused.ranked) == {2, 3}  # both rankings contribute
-        early = ret.clip_search("Beatman's", SearchOptions(top_k=5, before_clip=2), embedding=wrong)
+        early = ret.clip_search("Beatman's", SearchOptions(top_k=5, before_clip=2, ranker="hybrid"), embedding=wrong)
         assert sorted(early.ranked) == [0, 1]  # before_clip holds for the lexical ranking too
 
 

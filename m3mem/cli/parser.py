@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, help="clips (or memories) to return (default 5)")
     s.add_argument("--mode", choices=["max", "mean", "sum"], help="clip scoring (default max)")
     s.add_argument("--threshold", type=float, help="drop results scoring below this (default 0)")
+    s.add_argument("--ranker", choices=["dense", "lexical", "hybrid"],
+                   help="dense embeddings (default), BM25 over the memories' words, or both fused")
     s.add_argument("--before-clip", type=int, metavar="N", help="only see clips before clip N")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     return p
