@@ -46,20 +46,11 @@ def build(out: Path, media: Path = MEDIA, segments=SEGMENTS, size: tuple[int, in
           fps: int = 25) -> list[Segment]:
     """Decode each source (frames at ``fps``, 16 kHz mono audio), letterbox it into ``size``,
     and encode them one after another into ``out``. Returns where each segment landed."""
-    import av
-    import cv2
-
+    from bench.encode import LetterboxWriter
     from preprocessing.video import DecodeOptions, iter_clips
 
-    w, h = size
     manifest: list[Segment] = []
-    with av.open(str(out), "w") as container:
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        vs = container.add_stream(codec, rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = container.add_stream("aac", rate=16000, layout="mono")
-        t = 0.0
-        frame_no = audio_pos = 0
+    with LetterboxWriter(out, size, fps) as writer:
         for rel, person in segments:
             frames, audio = [], []
             for clip in iter_clips(media / "video" / rel, DecodeOptions(clip_seconds=3600, fps=fps, max_side=4096)):
@@ -69,35 +60,8 @@ def build(out: Path, media: Path = MEDIA, segments=SEGMENTS, size: tuple[int, in
                     j = max(int(np.searchsorted(times, clip.start + k / fps, "right")) - 1, 0)
                     frames.append(clip.frames[j])
                 audio.append(clip.audio)
-            wav = np.concatenate(audio) if audio else np.zeros(0, np.float32)
-            n = len(frames)
-            wav = np.pad(wav, (0, max(0, round(n / fps * 16000) - len(wav))))[: round(n / fps * 16000)]
-            for img in frames:
-                # sources fit a box of 2/3 the frame, so face crops (vasp, LRS2) keep some
-                # background around the face, as a detector expects
-                s = min(w * 2 / 3 / img.shape[1], h * 2 / 3 / img.shape[0])
-                small = cv2.resize(img, (round(img.shape[1] * s) // 2 * 2, round(img.shape[0] * s) // 2 * 2),
-                                   interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-                canvas = np.zeros((h, w, 3), np.uint8)
-                y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-                canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-                vf = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-                vf.pts = frame_no
-                frame_no += 1
-                for pkt in vs.encode(vf):
-                    container.mux(pkt)
-            for i in range(0, len(wav), 1024):
-                af = av.AudioFrame.from_ndarray(wav[i:i + 1024].astype(np.float32).reshape(1, -1),
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts = 16000, audio_pos
-                audio_pos += af.samples
-                for pkt in aus.encode(af):
-                    container.mux(pkt)
-            manifest.append(Segment(rel, person, round(t, 3), round(t + n / fps, 3)))
-            t += n / fps
-        for stream in (vs, aus):
-            for pkt in stream.encode():
-                container.mux(pkt)
+            start, end = writer.append(frames, np.concatenate(audio) if audio else np.zeros(0, np.float32))
+            manifest.append(Segment(rel, person, round(start, 3), round(end, 3)))
     return manifest
 
 

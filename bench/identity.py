@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import re
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -169,19 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="bench_out/long", help="where the video, cache and memory go")
     ap.add_argument("--json", metavar="PATH", help="write the report as JSON")
     args = ap.parse_args(argv)
-    from bench.long_video import MEDIA, ensure
+    from bench.long_video import MEDIA, ensure_memory
 
     if not (MEDIA / "video").is_dir():
         print(f"shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
         return 3
     work = Path(args.workdir)
-    video, placed = ensure(work)
-    memory = Path(args.memory) if args.memory else work / "long.m3mem"
-    if not args.memory:
-        cmd = [sys.executable, "-m", "m3mem.cli", "ingest", str(video), "--memory", str(memory),
-               "--cache-dir", str(work / "cache"), "--quiet"]
-        if subprocess.run(cmd).returncode != 0:
-            return 1
+    memory = ensure_memory(work, Path(args.memory) if args.memory else None)
     manifest = json.loads((work / "long.json").read_text())
     rep = score(memory, manifest)
     rep["targets"] = TARGETS

@@ -82,19 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lexical-weight", type=float, help="weight of BM25 in the fused ranking (default: the library's)")
     ap.add_argument("--json", metavar="PATH", help="write recall (and the eval report) as JSON")
     args = ap.parse_args(argv)
-    from bench.long_video import MEDIA, ensure
+    from bench.long_video import MEDIA, ensure_memory
 
     if not (MEDIA / "video").is_dir():
         print(f"shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
         return 3
     work = Path(args.workdir)
-    video, _ = ensure(work)
-    memory = Path(args.memory) if args.memory else work / "long.m3mem"
-    if not memory.is_file():
-        cmd = [sys.executable, "-m", "m3mem.cli", "ingest", str(video), "--memory", str(memory),
-               "--cache-dir", str(work / "cache"), "--quiet"]
-        if subprocess.run(cmd).returncode != 0:
-            return 1
+    memory = ensure_memory(work, Path(args.memory) if args.memory else None)
     qs = questions()
     rec = recall(memory, qs, args.lexical_weight)
     print(f"clip recall@k on {rec['dense']['n']['all']} questions with an answer in the video")

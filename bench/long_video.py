@@ -125,45 +125,14 @@ def _media(media: Path, part: Part, fps: int) -> tuple[list[np.ndarray], np.ndar
 
 def build(out: Path, media: Path = MEDIA, fps: int = FPS) -> list[Placed]:
     """Encode the schedule into ``out`` (H.264 or MPEG-4, AAC); returns where each part landed."""
-    import av
-    import cv2
+    from bench.encode import LetterboxWriter
 
-    w, h = SIZE
     placed: list[Placed] = []
-    with av.open(str(out), "w") as container:
-        vs = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        aus = container.add_stream("aac", rate=16000, layout="mono")
-        t, frame_no, audio_pos = 0.0, 0, 0
+    with LetterboxWriter(out, SIZE, fps) as writer:
         for part in parts(media):
-            frames, wav = _media(media, part, fps)
-            n = len(frames)
-            wav = np.pad(wav, (0, max(0, round(n / fps * 16000) - len(wav))))[: round(n / fps * 16000)]
-            for img in frames:
-                s = min(w * 2 / 3 / img.shape[1], h * 2 / 3 / img.shape[0])  # a margin around face crops
-                small = cv2.resize(img, (round(img.shape[1] * s) // 2 * 2, round(img.shape[0] * s) // 2 * 2),
-                                   interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-                canvas = np.zeros((h, w, 3), np.uint8)
-                y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-                canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-                vf = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-                vf.pts = frame_no
-                frame_no += 1
-                for pkt in vs.encode(vf):
-                    container.mux(pkt)
-            for i in range(0, len(wav), 1024):
-                af = av.AudioFrame.from_ndarray(wav[i:i + 1024].astype(np.float32).reshape(1, -1),
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts = 16000, audio_pos
-                audio_pos += af.samples
-                for pkt in aus.encode(af):
-                    container.mux(pkt)
-            placed.append(Placed(part.source, list(part.faces), list(part.voices), part.scored,
-                                 round(t, 3), round(t + n / fps, 3), _transcript(media, part.source) if part.source else ""))
-            t += n / fps
-        for stream in (vs, aus):
-            for pkt in stream.encode():
-                container.mux(pkt)
+            start, end = writer.append(*_media(media, part, fps))
+            placed.append(Placed(part.source, list(part.faces), list(part.voices), part.scored, round(start, 3),
+                                 round(end, 3), _transcript(media, part.source) if part.source else ""))
     return placed
 
 
@@ -177,6 +146,22 @@ def ensure(folder: Path, media: Path = MEDIA) -> tuple[Path, list[Placed]]:
         manifest.write_text(json.dumps([asdict(p) for p in placed], indent=1))
         tmp.replace(video)
     return video, [Placed(**p) for p in json.loads(manifest.read_text())]
+
+
+def ensure_memory(folder: Path, memory: Path | None = None) -> Path:
+    """A memory of the long video: ``memory`` if given, else ``folder/long.m3mem``, ingested with
+    ``m3mem ingest`` (offline defaults, perception cached in ``folder/cache``) when missing."""
+    import subprocess
+
+    video, _ = ensure(folder)
+    if memory is not None:
+        return memory
+    memory = folder / "long.m3mem"
+    if not memory.is_file():
+        cmd = [sys.executable, "-m", "m3mem.cli", "ingest", str(video), "--memory", str(memory),
+               "--cache-dir", str(folder / "cache"), "--quiet"]
+        subprocess.run(cmd, check=True)
+    return memory
 
 
 def main(argv: list[str] | None = None) -> int:

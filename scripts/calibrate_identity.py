@@ -66,20 +66,22 @@ def pairwise(labels: list[str], nodes: list[int | None]) -> tuple[float, float]:
     return tp / max(tp + fp, 1), tp / max(tp + fn, 1)
 
 
-def evaluate(items: list[tuple[str, np.ndarray]], threshold: float) -> dict:
+def evaluate(items: list[tuple[str, np.ndarray]], threshold: float, kind: str = "face",
+             method: str = "mean") -> dict:
     """Ingest-order matching: each clip joins the node it matches or becomes a new node."""
     graph = MemoryGraph()
     nodes = []
     for _, emb in items:
-        (node,) = match(graph, "face", [emb], threshold)
+        (node,) = match(graph, kind, [emb], threshold, method)
         if node is None:
-            node = graph.add_entity("face", emb)
+            node = graph.add_entity(kind, emb)
         else:
             graph.update_entity(node, emb)
         nodes.append(node)
     p, r = pairwise([lab for lab, _ in items], nodes)
-    return {"threshold": threshold, "precision": p, "recall": r, "nodes": len(set(nodes)),
-            "people": len({lab for lab, _ in items}), "clips": len(items)}
+    return {"threshold": float(threshold), "method": method, "precision": p, "recall": r,
+            "nodes": len(set(nodes)), "people": len({lab for lab, _ in items}), "clips": len(items),
+            "nodes_per_person": len(set(nodes)) / len({lab for lab, _ in items})}
 
 
 def main(argv: list[str] | None = None) -> int:

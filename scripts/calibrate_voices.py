@@ -26,14 +26,12 @@ import numpy as np
 from bench.media import MEDIA
 from m3mem import build
 from m3mem.config import Settings
-from m3mem.graph import MemoryGraph
-from m3mem.identity import match
 from preprocessing import voices as voice_ops
 from preprocessing.video import DecodeOptions, iter_clips
 from preprocessing.voices import VoiceOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_identity import interleave, pairwise  # noqa: E402
+from calibrate_identity import evaluate, interleave  # noqa: E402
 
 TUNE_VASP = {"ID1", "ID2", "ID4", "ID5", "ID6"}
 
@@ -66,21 +64,6 @@ def voice_clusters(clips, models, options: VoiceOptions) -> list[tuple[str, str,
     return out
 
 
-def evaluate(items: list[tuple[str, np.ndarray]], threshold: float, method: str) -> dict:
-    graph = MemoryGraph()
-    nodes = []
-    for _, emb in items:
-        (node,) = match(graph, "voice", [emb], threshold, method)
-        if node is None:
-            node = graph.add_entity("voice", emb)
-        else:
-            graph.update_entity(node, emb)
-        nodes.append(node)
-    p, r = pairwise([lab for lab, _ in items], nodes)
-    return {"method": method, "threshold": float(threshold), "precision": p, "recall": r,
-            "nodes_per_speaker": len(set(nodes)) / len({lab for lab, _ in items})}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", metavar="PATH")
@@ -91,18 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in ("mean", "centroid"):
         for t in np.arange(0.55, 0.92, 0.025).round(3):
-            rows.append({"part": "tune", **evaluate(parts["tune"], t, method)})
+            rows.append({"part": "tune", **evaluate(parts["tune"], t, "voice", method)})
     ok = [r for r in rows if r["precision"] >= 0.95] or rows
     best = max(ok, key=lambda r: (r["recall"], r["precision"]))
-    test = {"part": "test", **evaluate(parts["test"], best["threshold"], best["method"])}
+    test = {"part": "test", **evaluate(parts["test"], best["threshold"], "voice", best["method"])}
     print(f"{len(parts['tune'])} tuning clips, {len(parts['test'])} test clips")
     print(f"{'method':>8} {'threshold':>9} {'precision':>9} {'recall':>7} {'nodes/speaker':>13}")
     for r in rows:
         mark = "  <- chosen" if r is best else ""
         print(f"{r['method']:>8} {r['threshold']:9.3f} {r['precision']:9.3f} {r['recall']:7.3f} "
-              f"{r['nodes_per_speaker']:13.2f}{mark}")
+              f"{r['nodes_per_person']:13.2f}{mark}")
     print(f"test part at the chosen setting: precision {test['precision']:.3f}, recall {test['recall']:.3f}, "
-          f"{test['nodes_per_speaker']:.2f} nodes per speaker")
+          f"{test['nodes_per_person']:.2f} nodes per speaker")
     if args.json:
         Path(args.json).write_text(json.dumps({"tune": rows, "chosen": best, "test": test}, indent=2))
     return 0
