@@ -9,6 +9,7 @@ so it is passed on plus one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -212,7 +213,7 @@ class Evaluator:
         repair_results(self.o.out)
         self.o.out.parent.mkdir(parents=True, exist_ok=True)
         with open(self.o.out, "a") as out, ThreadPoolExecutor(max(self.o.workers, 1)) as pool:
-            for row in [*failed, *pool.map(self._one, todo)]:
+            for row in itertools.chain(failed, pool.map(self._one, todo)):  # each row written as it comes
                 with self.lock:
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     out.flush()

@@ -156,3 +156,21 @@ def test_episode_benchmark_end_to_end(media, tmp_path):
     print(json.dumps(rep, indent=2))
     assert rep["counts"]["answered"] == 13
     assert rep["overall"]["accuracy"] >= 0.6
+
+
+def test_each_answer_is_written_before_the_next_question(tmp_path):
+    """A run killed mid-way keeps every question answered so far (rows are not held back)."""
+    mems = tmp_path / "mems"
+    mems.mkdir()
+    (mems / "vid1.m3mem").write_bytes(b"")
+    out = tmp_path / "results.jsonl"
+    lines_seen = []
+
+    class Watching(FakeAgent):
+        def ask(self, question, before_clip=None):
+            lines_seen.append(len(out.read_text().splitlines()) if out.is_file() else 0)
+            return super().ask(question, before_clip)
+
+    ev = Evaluator(lambda path: Watching({}), [MatchJudge()], EvalOptions(mems, None, out))
+    ev.run(load_annotations(_annotations(tmp_path)))
+    assert lines_seen == [0, 1]
