@@ -15,7 +15,7 @@ from preprocessing import faces as face_ops
 from preprocessing import voices as voice_ops
 from preprocessing.faces import FaceOptions
 from preprocessing.interfaces import FaceModel, SceneTextReader, SpeakerEncoder, SpeechRecognizer, VoiceActivityDetector
-from preprocessing.types import ClipPerception
+from preprocessing.types import SAMPLE_RATE, AsrSegment, ClipPerception, Word
 from preprocessing.video import Clip, DecodeOptions
 from preprocessing.voices import VoiceOptions
 
@@ -70,9 +70,10 @@ def perceive(clip: Clip, video: str, models: PerceptionModels, options: Percepti
             for v in out.voices:
                 v.spans = [(a + clip.start, b + clip.start) for a, b in v.spans]
             t = time.perf_counter()
-            asr = models.asr.transcribe(clip.audio)
+            asr = transcribe(models.asr, clip.audio, clip.lookahead)
             out.timings["asr"] = time.perf_counter() - t
-            out.utterances = voice_ops.attribute(asr, windows, len(out.voices), clip.start)
+            out.utterances = voice_ops.attribute(asr, windows, len(out.voices), clip.start,
+                                                 end=len(clip.audio) / SAMPLE_RATE)
     if options.scene_text and models.ocr is not None:
         t = time.perf_counter()
         seen: dict[str, None] = {}
@@ -82,6 +83,26 @@ def perceive(clip: Clip, video: str, models: PerceptionModels, options: Percepti
         out.scene_text = list(seen)
         out.timings["ocr"] = time.perf_counter() - t
     return out
+
+
+def transcribe(asr: SpeechRecognizer, audio: np.ndarray, lookahead: np.ndarray,
+               near_end: float = 1.0) -> list[AsrSegment]:
+    """Transcribe a clip; when its last segment is still going at the clip's end (its last word
+    ends within ``near_end`` seconds of it), transcribe that segment again with the ``lookahead``
+    audio after the clip, so a sentence crossing the boundary is whole. Segments of the re-run that
+    start after the clip's end are left to the next clip."""
+    segments = asr.transcribe(audio)
+    duration = len(audio) / SAMPLE_RATE
+    if not segments or not len(lookahead) or duration - segments[-1].end > near_end:
+        return segments
+    start = segments[-1].start
+    tail = asr.transcribe(np.concatenate([audio[int(start * SAMPLE_RATE):], lookahead]))
+    whole = [_shift(s, start) for s in tail if s.start + start < duration]
+    return segments[:-1] + whole if whole else segments
+
+
+def _shift(s: AsrSegment, by: float) -> AsrSegment:
+    return AsrSegment(s.start + by, s.end + by, s.text, [Word(w.start + by, w.end + by, w.text) for w in s.words])
 
 
 def _spread(n: int, k: int) -> list[int]:

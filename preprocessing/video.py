@@ -39,6 +39,8 @@ class DecodeOptions:
     fps: float = 1.0  # frames sampled per second of video
     max_side: int = 640  # sampled frames are downscaled so that max(width, height) <= this
     sample_rate: int = SAMPLE_RATE  # audio rate, mono float32
+    lookahead: float = 8.0  # seconds of the next clip's audio handed to each clip (Clip.lookahead), so a
+    #                         sentence crossing the boundary can be transcribed whole
     max_lag: float = 60.0  # seconds one stream may run ahead of the other before a clip is emitted
     #                        without the lagging one (an audio track that ends early): bounds memory
 
@@ -55,6 +57,7 @@ class Clip:
     frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8 (h, w, 3), display orientation
     frame_times: list[float] = field(default_factory=list)  # seconds, video time
     audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n,) 16 kHz mono
+    lookahead: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # audio after ``end``
     scale: float = 1.0  # sampled frame size / displayed size
 
 
@@ -172,12 +175,16 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
             lead = max(upto_v, upto_a)
             while emitted < len(windows):
                 i, s, e = windows[emitted]
-                both = (done_v or upto_v >= e) and (done_a or upto_a >= e)
+                both = (done_v or upto_v >= e) and (done_a or upto_a >= e + options.lookahead)
                 if not both and lead - e < options.max_lag:
                     return  # a stream that lags more than max_lag has ended early (or is broken)
                 clip = clips.pop(i, None) or Clip(i, s, e, scale=scale)
                 if audio.get(i):
                     clip.audio = np.concatenate(audio.pop(i))[: int(round((e - s) * options.sample_rate))]
+                if audio.get(i + 1) and options.lookahead > 0:
+                    nxt = np.concatenate(audio[i + 1])
+                    audio[i + 1] = [nxt]  # joined once; the next clip continues from it
+                    clip.lookahead = nxt[: int(round(options.lookahead * options.sample_rate))]
                 emitted += 1
                 if i not in skip:
                     yield clip

@@ -54,9 +54,11 @@ def diarize(audio: np.ndarray, segments: list[tuple[float, float]], encoder: Spe
 
 
 def attribute(asr_segments: list[AsrSegment], windows: list[tuple[float, float, int]], n_speakers: int,
-              offset: float) -> list[Utterance]:
+              offset: float, end: float | None = None) -> list[Utterance]:
     """Split transcript words by speaker window; consecutive words of one speaker form an
-    utterance. ``offset`` (clip start, seconds) turns clip times into video times."""
+    utterance. ``offset`` (clip start, seconds) turns clip times into video times. Words from
+    ``end`` (clip time) on only finish the sentence under way at the clip's end (same speaker);
+    the rest belongs to the next clip."""
     def speaker_at(t: float) -> int:
         if not windows:
             return 0 if n_speakers == 1 else -1
@@ -73,6 +75,12 @@ def attribute(asr_segments: list[AsrSegment], windows: list[tuple[float, float, 
                                      speaker_at((seg.start + seg.end) / 2)))
             continue
         for w in words:
+            if end is not None and w.start >= end:
+                if out and not out[-1].text.endswith((".", "?", "!")):
+                    last = out[-1]
+                    out[-1] = Utterance(last.start, w.end + offset, f"{last.text} {w.text}", last.speaker)
+                    continue
+                break
             spk = speaker_at((w.start + w.end) / 2)
             if out and out[-1].speaker == spk and w.start + offset - out[-1].end < 1.0 \
                     and not out[-1].text.endswith((".", "?", "!")):

