@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from m3mem import build
+from m3mem.cli import EXIT_INPUT, EXIT_OK
 from m3mem.cli.output import emit_json, say, span
 from m3mem.config import Settings
 from models.chat import ChatError
@@ -77,7 +78,7 @@ def cmd_eval(args, settings: Settings) -> int:
         Path(args.report).write_text(json.dumps(rep, indent=2))
     if args.chart and rows:
         chart(rep, Path(args.chart))
-    code = 3 if counts.failed else 0  # some videos or memories were bad (each recorded as a failure)
+    code = EXIT_INPUT if counts.failed else EXIT_OK  # bad videos or memories (each recorded as a failure)
     if args.json:
         emit_json(rep)
         return code

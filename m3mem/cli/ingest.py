@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from m3mem import build
+from m3mem.cli import EXIT_INPUT, EXIT_OK
 from m3mem.cli.output import emit_json, say
 from m3mem.config import Settings
 from m3mem.errors import InputError, ModelError
@@ -35,7 +36,7 @@ def cmd_ingest(args, settings: Settings) -> int:
     videos, several = find_videos(args.videos)
     if not videos:
         print("m3mem: no videos found", file=sys.stderr)
-        return 3
+        return EXIT_INPUT
     target = Path(args.memory)
     if several or target.is_dir():
         target.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,7 @@ def cmd_ingest(args, settings: Settings) -> int:
             _summary(video, memory, report)
     if args.json:
         emit_json({"reports": reports, "failed": failed})
-    return 3 if failed else 0
+    return EXIT_INPUT if failed else EXIT_OK
 
 
 def _summary(video: Path, memory: Path, r) -> None:
