@@ -223,3 +223,16 @@ def test_a_converted_model_file_is_checked_against_its_recorded_hash(tmp_path):
     data[10] ^= 1
     f.write_bytes(bytes(data))  # a flipped byte
     assert not verified(f)
+
+
+def test_a_storage_failure_is_reported_as_such_not_as_a_bug(capsys, monkeypatch):
+    from m3mem.cli import commands
+    from m3mem.errors import StorageError
+
+    def full(args, settings):
+        raise StorageError("m.m3mem: could not write clip 3 (database or disk is full); clips up to 2 are kept")
+
+    monkeypatch.setitem(commands.COMMANDS, "show", full)
+    assert main(["show", "m.m3mem"]) == EXIT_FAIL
+    err = capsys.readouterr().err
+    assert "clips up to 2 are kept" in err and "internal error" not in err

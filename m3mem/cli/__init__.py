@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from m3mem.config import load_settings
-from m3mem.errors import InputError, ModelError, UsageError
+from m3mem.errors import InputError, M3memError, ModelError, UsageError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -24,6 +24,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (IsADirectoryError, EXIT_INPUT),
     (ModelError, EXIT_MODEL),
     (ImportError, EXIT_MODEL),  # an optional dependency of the chosen backend is missing
+    (M3memError, EXIT_FAIL),  # a known failure that is nobody's input (a full disk: StorageError)
 ]
 
 log = logging.getLogger("m3mem")

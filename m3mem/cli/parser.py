@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-EPILOG = """exit codes: 0 success, 1 failure (an internal error: please report it; -v shows the traceback),
-2 bad usage or settings, 3 bad or missing input file (video, memory, annotations), 4 model or
+EPILOG = """exit codes: 0 success, 1 failure (a full disk, or an internal error: please report it;
+-v shows its traceback), 2 bad usage or settings, 3 bad or missing input file (video, memory, annotations), 4 model or
 model-server failure, 130 interrupted.
 settings come from flags, then M3MEM_* environment variables, then --config FILE (TOML), then defaults."""
 
