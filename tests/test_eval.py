@@ -4,6 +4,7 @@ own episode benchmark end to end on the offline defaults (slow)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -166,9 +167,16 @@ def test_each_answer_is_written_before_the_next_question(tmp_path):
     out = tmp_path / "results.jsonl"
     lines_seen = []
 
+    def rows() -> int:
+        return len(out.read_text().splitlines()) if out.is_file() else 0
+
     class Watching(FakeAgent):
         def ask(self, question, before_clip=None):
-            lines_seen.append(len(out.read_text().splitlines()) if out.is_file() else 0)
+            if lines_seen:  # the second question: the first answer must reach the file meanwhile
+                deadline = time.monotonic() + 10
+                while rows() < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            lines_seen.append(rows())
             return super().ask(question, before_clip)
 
     ev = Evaluator(lambda path: Watching({}), [MatchJudge()], EvalOptions(mems, None, out))
