@@ -1,1 +1,1 @@
-"""Learned components behind small interfaces, with backends named in a registry and imported lazily."""
+"""Learned components behind small interfaces; ``m3mem.build`` chooses and builds them from settings."""
