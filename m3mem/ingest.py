@@ -22,7 +22,6 @@ from m3mem.identity import IdentityOptions, match, match_voices, solo_partner
 from m3mem.memory import ClipWriter, Memory
 from models.base import TextEmbedder
 from models.memorizer import ClipContext, EntityFact, Memorizer
-from models.mentions import parse_mentions
 from preprocessing.cache import PerceptionCache, content_hash
 from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
 from preprocessing.types import ClipPerception
@@ -162,13 +161,12 @@ class Ingestor:
 
     @staticmethod
     def _fact(w: ClipWriter, fact: EntityFact, p: ClipPerception) -> None:
-        found = parse_mentions(fact.entity)
-        entity = found[0].id if len(found) == 1 else None
-        if entity is None or entity not in w.graph.entities or w.graph.entities[entity].kind != found[0].kind:
-            log.warning("%s clip %d: a fact names no face or voice of this memory (%r); dropped",
+        entities = w.graph.resolve_query(fact.entity)
+        if len(entities) != 1:
+            log.warning("%s clip %d: a fact names no single face or voice of this memory (%r); dropped",
                         p.video, p.clip, fact.entity)
             return
-        w.add_fact(entity, fact.key, fact.value, fact.text)
+        w.add_fact(entities[0], fact.key, fact.value, fact.text)
 
     @staticmethod
     def _entity(w: ClipWriter, node: int | None, kind: str, embeddings: np.ndarray, contents) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 from m3mem.errors import UsageError
 from m3mem.graph import MemoryGraph
 from m3mem.index import TextIndex
-from models.mentions import clip_references, parse_mentions
+from models.mentions import MENTION_RE, clip_references, parse_mentions
 
 Mode = Literal["max", "mean", "sum"]
 Ranker = Literal["hybrid", "dense", "lexical"]
@@ -267,4 +267,4 @@ class Retriever:
 def _without_mentions(query: str) -> str:
     """The query's words, without <character_N> / <face_N> / <voice_N> tags (entity restriction
     handles those)."""
-    return re.sub(r"<(?:face|voice|character)_\d+>", " ", query)
+    return MENTION_RE.sub(" ", query)

