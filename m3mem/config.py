@@ -29,6 +29,12 @@ class Settings:
     clip_seconds: float = 30.0
     scene_text: bool = False  # read on-screen text (rapidocr) on a few frames per clip
     cache_dir: str | None = None  # perception cache; default $M3MEM_CACHE or ~/.cache/m3mem
+    # batch ingest of archives
+    workers: int = 1  # worker processes (or Ray actors), each loading the models once
+    ray: str | None = None  # run on Ray: "local" (ray.init() here) or a cluster address ("auto", "ray://head:10001")
+    worker_cpus: float = 1.0  # CPUs each Ray actor reserves
+    worker_gpus: float = 0.0  # GPUs each Ray actor reserves (e.g. 1, or 0.5 to share one)
+    worker_retries: int = 2  # times a video is retried after its worker died
     memorizer: str = "perception"  # "perception" (offline), "openai" (a served VLM), or a local Qwen2.5-VL folder
     memorizer_model: str | None = None  # model name on the server (memorizer = "openai")
     memorizer_base_url: str | None = None  # e.g. http://localhost:8000/v1 (vLLM, SGLang, Ollama)

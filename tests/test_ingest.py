@@ -182,8 +182,10 @@ def test_cli_ingest_bad_inputs_and_folder(tmp_path, media, capsys):
     import json
 
     report = json.loads(out.out)
-    assert [Path(r["video"]).name for r in report["reports"]] == ["speech.mp4"]
-    assert report["reports"][0]["faces"] == 2 and report["failed"] == [str(folder / "broken.mp4")]
+    assert [(Path(r["video"]).name, r["status"]) for r in report["videos"]] == [("broken.mp4", "failed"),
+                                                                               ("speech.mp4", "done")]
+    assert report["videos"][1]["faces"] == 2 and report["videos"][0]["error_kind"] == "MediaError"
+    assert report["summary"]["failed"] == 1 and report["summary"]["done"] == 1
 
 
 def test_video_without_audio_track(tmp_path, media, ingestor):

@@ -1,80 +1,98 @@
-"""``m3mem ingest``: videos (or folders of videos) in, one memory per video out."""
+"""``m3mem ingest``: videos, folders or manifests in, one memory per video out; serially, on a local
+worker pool (``--workers N``) or on Ray (``--ray [ADDRESS]``), with one progress bar and a report."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+import time
 
-from m3mem import build
-from m3mem.cli import EXIT_INPUT, EXIT_OK
-from m3mem.cli.output import emit_json, say
+from m3mem import archive
+from m3mem.cli import EXIT_INPUT, EXIT_MODEL, EXIT_OK
+from m3mem.cli.output import emit_json, safe, say
 from m3mem.config import Settings
-from m3mem.errors import InputError, ModelError
-
-VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
 
 
-def find_videos(inputs: list[str]) -> tuple[list[Path], bool]:
-    """Video files named or found in folders (recursive, sorted), and whether there are (or may
-    be) several."""
-    out, several = [], len(inputs) > 1
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            several = True
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS and f.is_file())
-        elif p.exists():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such video file or folder")
-    return out, several
+def _duration(video) -> float:
+    from preprocessing.video import probe
+
+    try:
+        return probe(video).duration
+    except Exception:  # noqa: BLE001  an unreadable video: its worker reports why
+        return 0.0
+
+
+class ArchiveProgress:
+    """One bar over the archive, in seconds of video: videos done, failures so far, ETA."""
+
+    def __init__(self, jobs: list[archive.Job], quiet: bool):
+        from tqdm import tqdm
+
+        self.durations = {job.id: _duration(job.video) for job in jobs}
+        self.credited = dict.fromkeys(self.durations, 0.0)
+        self.entries: dict[str, dict] = {}
+        self.total = len(jobs)
+        self.bar = tqdm(total=round(sum(self.durations.values()), 1), unit="s", desc="ingest", disable=quiet,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of video [{elapsed}<{remaining}{postfix}]")
+        self._postfix()
+
+    def __call__(self, event: dict) -> None:
+        key = event["id"]
+        if event["event"] == "clip" and event["total"]:
+            self._credit(key, self.durations[key] * event["done"] / event["total"])
+        elif event["event"] == "video":
+            entry = self.entries[key] = event["entry"]
+            self._credit(key, self.durations[key])
+            if entry["status"] == "failed":
+                self.bar.write(safe(f"m3mem: {entry['video']}: {entry['error_kind']}: {entry['error']} "
+                                    f"(committed clips are kept; re-run to resume)"), file=sys.stderr)
+            self._postfix()
+
+    def _credit(self, key: str, seconds: float) -> None:
+        delta = max(0.0, seconds - self.credited[key])
+        self.credited[key] += delta
+        self.bar.update(delta)
+
+    def _postfix(self) -> None:
+        failed = sum(1 for e in self.entries.values() if e["status"] == "failed")
+        hours = sum(self.credited.values()) / 3600
+        self.bar.set_postfix_str(f"{len(self.entries)}/{self.total} videos, {hours:.2f} h, {failed} failed")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def cmd_ingest(args, settings: Settings) -> int:
-    from tqdm import tqdm
-
-    videos, several = find_videos(args.videos)
-    if not videos:
+    jobs = archive.plan(args.videos, args.memory)
+    if not jobs:
         print("m3mem: no videos found", file=sys.stderr)
         return EXIT_INPUT
-    target = Path(args.memory)
-    if several or target.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    ingestor = build.ingestor(settings)
-    reports, failed = [], []
-    for video in videos:
-        memory = target / f"{video.stem}.m3mem" if target.is_dir() else target
-        bar = tqdm(desc=video.name, unit="clip", disable=args.quiet, leave=True)
-
-        def progress(done: int, total: int, stages: dict, bar=bar) -> None:
-            bar.total = total
-            bar.n = done
-            top = sorted(stages.items(), key=lambda kv: -kv[1])[:3]
-            bar.set_postfix_str(" ".join(f"{k} {v:.0f}s" for k, v in top))
-
-        try:
-            report = ingestor.run(video, memory, progress)
-        except InputError as e:  # this video is bad: say so, go on with the others
-            print(f"m3mem: {e} (committed clips are kept; re-run to resume)", file=sys.stderr)
-            failed.append(str(video))
-            continue
-        except ModelError as e:  # the model is bad: every further video would fail too
-            raise type(e)(f"{e} (committed clips are kept; re-run to resume)") from e
-        finally:
-            bar.close()
-        reports.append(report.as_dict())
-        if not args.json:
-            _summary(video, memory, report)
+    progress = ArchiveProgress(jobs, args.quiet)
+    start = time.perf_counter()
+    try:
+        archive.Runner(settings, on_event=progress).run(jobs)
+    finally:  # also when interrupted: the report lists what finished
+        progress.close()
+        entries = [progress.entries[j.id] for j in jobs if j.id in progress.entries]
+        if args.report:
+            archive.write_report(args.report, entries, time.perf_counter() - start)
+    wall = time.perf_counter() - start
     if args.json:
-        emit_json({"reports": reports, "failed": failed})
-    return EXIT_INPUT if failed else EXIT_OK
+        emit_json({"summary": archive.summary(entries, wall), "videos": entries})
+    else:
+        for entry in entries:
+            _summary(entry)
+    if any(e.get("fatal") for e in entries):
+        return EXIT_MODEL
+    return EXIT_INPUT if any(e["status"] == "failed" for e in entries) else EXIT_OK
 
 
-def _summary(video: Path, memory: Path, r) -> None:
-    per = f"{r.wall_seconds / r.done:.1f} s per clip, {r.video_seconds / r.wall_seconds:.1f}x real time" \
-        if r.done else "nothing new"
-    say(f"{video} -> {memory}: {r.clips} clips ({r.skipped} already done, {r.cached} from cache), "
-        f"{r.faces} faces, {r.voices} voices, {r.characters} characters, "
-        f"{r.episodic} episodic + {r.semantic} semantic memories; {per}")
-    if r.stages:
-        say("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(r.stages.items(), key=lambda kv: -kv[1])))
+def _summary(e: dict) -> None:
+    if e["status"] == "failed":
+        say(f"{e['video']}: FAILED ({e['error_kind']}); {e['memory']} keeps the clips committed before")
+        return
+    speed = f"{e['video_seconds'] / e['seconds']:.1f}x real time" if e["committed"] else "nothing new"
+    say(f"{e['video']} -> {e['memory']}: {e['clips']} clips ({e['already']} already done, {e['cached']} "
+        f"from cache), {e['faces']} faces, {e['voices']} voices, {e['characters']} characters, "
+        f"{e['episodic']} episodic + {e['semantic']} semantic memories; {speed}")
+    if e["stages"] and e["committed"]:
+        say("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(e["stages"].items(), key=lambda kv: -kv[1])))

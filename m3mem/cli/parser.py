@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """exit codes: 0 success, 1 failure (a full disk, or an internal error: please report it;
--v shows its traceback), 2 bad usage or settings, 3 bad or missing input file (video, memory, annotations), 4 model or
-model-server failure, 130 interrupted.
+-v shows its traceback), 2 bad usage or settings, 3 bad or missing input file (video, memory, annotations;
+for ingest: some videos failed, the others are done), 4 model or model-server failure, 130 interrupted.
 settings come from flags, then M3MEM_* environment variables, then --config FILE (TOML), then defaults."""
 
 
@@ -26,10 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "on-screen text), match people across clips, and write episodic and semantic "
                     "memories, one transaction per clip. Re-running skips committed clips, so a "
                     "killed run resumes where it stopped; perception is cached on disk.")
-    s.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders of videos")
+    s.add_argument("videos", nargs="+", metavar="INPUT",
+                   help="video files, folders of videos (recursive), or manifests (.jsonl / .csv with "
+                        "id, video and optional memory columns)")
     s.add_argument("--memory", required=True, metavar="PATH",
-                   help="memory file for one video (e.g. talk.m3mem); a folder when several videos "
-                        "or a folder are given (one <video name>.m3mem per video)")
+                   help="memory file for one video (e.g. talk.m3mem); otherwise a folder holding "
+                        "<id>.m3mem per video, the id being the file name, the path inside a folder "
+                        "input (sub/clip) or the manifest's id")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (or Ray actors), each loading the models once (default 1)")
+    s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the workers as Ray actors: on a local Ray started here, or on the cluster "
+                        "at ADDRESS (auto, ray://head:10001); memories must be on storage every node sees")
+    s.add_argument("--worker-cpus", type=float, help="CPUs each Ray actor reserves (default 1)")
+    s.add_argument("--worker-gpus", type=float, help="GPUs each Ray actor reserves (default 0)")
+    s.add_argument("--worker-retries", type=int, help="times a video is retried after its worker died (default 2)")
+    s.add_argument("--report", metavar="PATH",
+                   help="write a JSON report: one entry per video (status done/skipped/failed, error, "
+                        "clips, seconds, real-time factor, worker) and a summary")
     s.add_argument("--memorizer", help="perception (offline default) or openai (a served VLM; "
                                        "set --memorizer-model / --memorizer-base-url)")
     s.add_argument("--memorizer-model", help="model name on the server")
@@ -41,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--faces", help="dlib (default) or an insightface model folder (e.g. buffalo_l)")
     s.add_argument("--cache-dir", help="perception cache folder (default ~/.cache/m3mem)")
     s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    s.add_argument("--json", action="store_true", help="print one JSON report per video (a list)")
+    s.add_argument("--json", action="store_true", help="print the report (summary and one entry per video) as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser(
