@@ -197,3 +197,28 @@ def test_cli_report_and_busy_memory(archive_dir, serial, tmp_path, capsys):
     assert code == 3 and rerun == {"corrupt.mp4": "failed", "obama_speech.mp4": "done",
                                    "WDA_KatieHill_000.mp4": "skipped", "short_hamilton_clip.mp4": "skipped"}
     assert contents(memory) == serial[1]["obama_speech"]
+
+
+def test_ctrl_c_stops_a_pool_and_keeps_committed_clips(archive_dir, serial, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) while 2 workers ingest: exit 130 soon,
+    committed clips kept, and a re-run finishes every memory exactly as a serial run does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "m3mem.cli", "ingest", str(archive_dir), "--memory", str(tmp_path / "mems"), "--quiet",
+           "--workers", "2", "--clip-seconds", "4", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not any(tmp_path.glob("mems/*.m3mem")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # wait until a worker has begun writing
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    subprocess.run(cmd, check=False, capture_output=True, timeout=600)
+    assert {m.stem for m in tmp_path.glob("mems/*.m3mem")} == set(serial[1])
+    for memory in tmp_path.glob("mems/*.m3mem"):
+        assert contents(memory) == serial[1][memory.stem], memory
