@@ -122,4 +122,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dense embeddings (default), BM25 over the memories' words, or both fused")
     s.add_argument("--before-clip", type=int, metavar="N", help="only see clips before clip N")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("browse", help="write a memory as a static web site (characters, timeline, search)",
+                       description="Write a self-contained static site (HTML, CSS, a little JS; no CDN, "
+                                   "no server needed; opens from file://): characters with face crops, "
+                                   "names, voices and where they appear; a paged timeline of clips with "
+                                   "mentions shown as people; a search page; with --results, a page per "
+                                   "evaluated question.")
+    s.add_argument("memory", help="memory file (.m3mem)")
+    s.add_argument("--out", metavar="DIR", help="site folder (default MEMORY with .site instead of .m3mem)")
+    s.add_argument("--results", metavar="JSONL", help="an m3mem eval --out file: one page per question")
+    s.add_argument("--serve", nargs="?", type=int, const=8000, metavar="PORT",
+                   help="then serve the site on 127.0.0.1:PORT (default 8000; 0 picks a free port)")
+    s.add_argument("--json", action="store_true", help="print pages, sizes and seconds as JSON")
+
+    s = sub.add_parser("export", help="write a memory's graph as JSON (node-link) or GraphML",
+                       description="Export the memory graph: text nodes (kind, clip, times, text) and "
+                                   "face/voice nodes (character, name) joined by weighted mention edges; "
+                                   "networkx.read_graphml / node_link_graph read it back.")
+    s.add_argument("memory", help="memory file (.m3mem)")
+    s.add_argument("--format", choices=["json", "graphml"], default="json", help="default json")
+    s.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    s.add_argument("--embeddings", action="store_true", help="include embeddings (base64 float32)")
+
+    s = sub.add_parser("import-m3agent", help="turn an M3-Agent memory graph (.pkl) into an m3mem memory",
+                       description="Read an M3-Agent VideoGraph pickle (M3-Bench mem_path files) without "
+                                   "running it: only VideoGraph, its Node and numpy arrays are accepted, "
+                                   "anything else is refused. Faces and voices keep their embeddings; "
+                                   "memories are re-embedded with the text embedder; characters are "
+                                   "rebuilt from the Equivalence memories.")
+    s.add_argument("graph", help="M3-Agent memory graph (.pkl)")
+    s.add_argument("--out", required=True, metavar="MEMORY", help="new memory file (.m3mem)")
+    s.add_argument("--clip-seconds", type=float, help="clip length of the source (default 30)")
+    s.add_argument("--json", action="store_true", help="print counts as JSON")
     return p
