@@ -9,12 +9,23 @@ the graph is built or extended lazily, at the first search that finds the delta 
 ``delta_max`` - so ingest never pays HNSW insertion and searches stay fast. With
 faiss's GPU build and a CUDA device the index is faiss's exact flat index on the GPU.
 Positions in the index are assigned in insertion order; node ids must arrive in increasing order.
+
+The HNSW graph is saved beside the memory (``MEMORY.index``: a JSON header line, then faiss's own
+serialisation), written atomically by whichever process built it, so the next opening does not
+rebuild it. It is a cache, never trusted blindly: it is used only when its header matches this
+index (format version, dimension, graph parameters, vector count, last node id), its payload
+matches the header's sha256, and the vectors stored in it equal the memory's own; otherwise it is
+rebuilt (with a log line) and saved again. faiss parses it as data; nothing in it is executed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -41,9 +52,12 @@ def _gpu_count(faiss) -> int:
 class TextIndex:
     """Embeddings of text nodes with their node ids and clips, searchable under a filter."""
 
-    def __init__(self, dim: int, config: IndexConfig | None = None):
+    FORMAT, VERSION = "m3mem-hnsw", 1
+
+    def __init__(self, dim: int, config: IndexConfig | None = None, cache_path: Path | None = None):
         import faiss
 
+        self.cache_path = cache_path  # where the HNSW graph is saved and looked for
         self.faiss = faiss
         self.dim = dim
         self.config = config or IndexConfig()
@@ -98,15 +112,73 @@ class TextIndex:
         elif self.kind == "hnsw" and self.size - self.indexed > self.config.delta_max:
             self.index.add(self.vectors[self.indexed: self.size])
             self.indexed = self.size
+            self._save()
 
     def _to_hnsw(self) -> None:
         faiss = self.faiss
+        loaded = self._load()
+        if loaded is not None:
+            self.index, self.kind, self.indexed = loaded, "hnsw", loaded.ntotal
+            return
         log.info("building HNSW index over %d text nodes", self.size)
         index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.config.hnsw_ef_construction
         index.hnsw.efSearch = self.config.hnsw_ef_search
         index.add(self.vectors[: self.size])
         self.index, self.kind, self.indexed = index, "hnsw", self.size
+        self._save()
+
+    def _header(self, count: int) -> dict:
+        c = self.config
+        return {"format": self.FORMAT, "version": self.VERSION, "dim": self.dim, "m": c.hnsw_m,
+                "ef_construction": c.hnsw_ef_construction, "count": count,
+                "last_node": int(self.node_ids[count - 1]) if count else -1}
+
+    def _save(self) -> None:
+        """Write the HNSW graph beside the memory, atomically; a folder that cannot be written
+        only costs the next opening a rebuild."""
+        if self.cache_path is None or self.kind != "hnsw":
+            return
+        payload = self.faiss.serialize_index(self.index).tobytes()
+        header = {**self._header(self.indexed), "sha256": hashlib.sha256(payload).hexdigest()}
+        tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(json.dumps(header).encode() + b"\n" + payload)
+            os.replace(tmp, self.cache_path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            log.warning("%s: could not save the HNSW index (%s); the next opening rebuilds it", self.cache_path, e)
+
+    def _load(self):
+        """The saved HNSW graph when it is this index's (see the module docstring), else None."""
+        path = self.cache_path
+        if path is None or not path.is_file():
+            return None
+        why = None
+        try:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline(4096))
+                payload = f.read()
+            count = int(header.get("count", -1))
+            if not 0 < count <= self.size or {k: header.get(k) for k in self._header(count)} != self._header(count):
+                why = "it belongs to another state of this memory (or another memory)"
+            elif hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+                why = "it is damaged"
+            else:
+                index = self.faiss.deserialize_index(np.frombuffer(payload, np.uint8))
+                if not isinstance(index, self.faiss.IndexHNSWFlat) or index.ntotal != count or index.d != self.dim:
+                    why = "it is not this memory's HNSW index"
+                elif not all(np.array_equal(index.storage.reconstruct_n(i, min(16384, count - i)),
+                                            self.vectors[i: min(i + 16384, count)]) for i in range(0, count, 16384)):
+                    why = "its vectors are not this memory's"
+                else:
+                    index.hnsw.efSearch = self.config.hnsw_ef_search
+                    return index
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, AttributeError) as e:
+            why = f"it cannot be read ({type(e).__name__})"
+        log.warning("%s: saved HNSW index not used (%s); rebuilding it", path, why)
+        return None
 
     def visible(self, before_clip: int | None = None, exclude_clips: frozenset[int] = frozenset()
                 ) -> np.ndarray | None:

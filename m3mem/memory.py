@@ -61,11 +61,17 @@ class Memory:
             store.close()
             raise
 
+    @property
+    def index_path(self) -> Path | None:
+        """Where the vector index's HNSW graph is saved: ``MEMORY.index`` beside the memory."""
+        path = getattr(self.store, "path", None)
+        return Path(f"{path}.index") if path else None
+
     def _index_graph(self) -> None:
         dim = self.graph.dims.get("text")
         if dim is None:
             return
-        self.index = TextIndex(dim, self.index_config)
+        self.index = TextIndex(dim, self.index_config, self.index_path)
         ids = sorted(self.graph.texts)
         if ids:
             nodes = [self.graph.texts[i] for i in ids]
@@ -106,7 +112,7 @@ class Memory:
         new = sorted(n for n in changes.nodes if n in self.graph.texts and n > last)
         if new:
             if self.index is None:
-                self.index = TextIndex(self.graph.dims["text"], self.index_config)
+                self.index = TextIndex(self.graph.dims["text"], self.index_config, self.index_path)
             nodes = [self.graph.texts[i] for i in new]
             self.index.add(np.array(new), np.array([n.clip for n in nodes]),
                            np.stack([n.embedding for n in nodes]))
