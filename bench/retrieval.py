@@ -120,7 +120,7 @@ def measure(mem: Memory, ref: ReferenceGraph, synth: Synth, path: Path, hours: f
     ent_base = _time_ms(lambda: ref.clip_search(next(it), [face]), max(3, n_ref // 4))
     size = _file_bytes(path)
     t = time.perf_counter()
-    again = Memory.open(path)
+    again = Memory.open(path, readonly=True)  # as a user asking a question opens it
     open_s = time.perf_counter() - t
     again.retriever().clip_search("q", opts, embedding=qs[0])  # builds the HNSW graph if due
     first_search_s = time.perf_counter() - t

@@ -53,15 +53,41 @@ def perception_models(settings: Settings) -> "PerceptionModels":
     from models.audio import FasterWhisperASR, OpenAIWhisperASR, ResemblyzerEncoder, SileroVAD
     from preprocessing.perception import PerceptionModels
 
+    from models.device import pick_device
+
+    device = pick_device(settings.device)  # a CUDA device asked for and absent fails here, before loading
     faces = face_model(settings)
-    asr = (OpenAIWhisperASR(settings.asr, device=settings.device) if settings.asr.endswith(".pt")
-           else FasterWhisperASR(settings.asr, device=settings.device, cache=cache_root(settings)))
+    asr = (OpenAIWhisperASR(settings.asr, device=device) if settings.asr.endswith(".pt")
+           else FasterWhisperASR(settings.asr, device=device, cache=cache_root(settings)))
     ocr = None
     if settings.scene_text:
         from models.scene import RapidOCRReader
 
         ocr = RapidOCRReader()
-    return PerceptionModels(faces, ResemblyzerEncoder(device=settings.device), asr, SileroVAD(), ocr)
+    models = PerceptionModels(faces, ResemblyzerEncoder(device=device), asr, SileroVAD(), ocr)
+    _log_placement(models, device)
+    return models
+
+
+def _log_placement(models: "PerceptionModels", device: str) -> None:
+    """Say where each perception model runs; those that cannot use the device asked for are said
+    loudly (a warning), never moved silently."""
+    import logging
+
+    log = logging.getLogger("m3mem.build")
+    cpu_only = {"CenterFaceDlib": "faces (packaged CenterFace + dlib: OpenCV DNN and dlib CPU builds; "
+                                  "--faces <insightface folder> runs faces on CUDA)",
+                "SileroVAD": "voice activity (Silero via ONNX on CPU: a few ms per clip)",
+                "RapidOCRReader": "scene text (RapidOCR ONNX on CPU)"}
+    for part in (models.faces, models.speakers, models.asr, models.vad, models.ocr):
+        if part is None:
+            continue
+        name = type(part).__name__
+        where = "cpu" if name in cpu_only else getattr(part, "device", device)
+        if device.startswith("cuda") and name in cpu_only:
+            log.warning("%s runs on the CPU although %s was asked for", cpu_only[name], device)
+        else:
+            log.info("%s on %s", name, where)
 
 
 def memorizer(settings: Settings) -> "Memorizer":

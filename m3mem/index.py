@@ -11,11 +11,13 @@ faiss's GPU build and a CUDA device the index is faiss's exact flat index on the
 Positions in the index are assigned in insertion order; node ids must arrive in increasing order.
 
 The HNSW graph is saved beside the memory (``MEMORY.index``: a JSON header line, then faiss's own
-serialisation), written atomically by whichever process built it, so the next opening does not
-rebuild it. It is a cache, never trusted blindly: it is used only when its header matches this
-index (format version, dimension, graph parameters, vector count, last node id), its payload
-matches the header's sha256, and the vectors stored in it equal the memory's own; otherwise it is
-rebuilt (with a log line) and saved again. faiss parses it as data; nothing in it is executed.
+serialisation of the graph without its vectors, ``IO_FLAG_SKIP_STORAGE``: about 140 bytes per
+memory), written atomically by whichever process built it, so the next opening does not rebuild
+it; the vectors are always the memory's own. It is a cache, never trusted blindly: it is used only
+when its header matches this index (format version, dimension, graph parameters, vector count,
+last node id, a fingerprint of sampled vectors) and its payload matches the header's sha256;
+otherwise it is rebuilt (with a log line) and saved again. faiss parses it as data; nothing in it
+is executed.
 """
 
 from __future__ import annotations
@@ -130,16 +132,18 @@ class TextIndex:
 
     def _header(self, count: int) -> dict:
         c = self.config
+        sample = self.vectors[np.unique(np.linspace(0, count - 1, 257).astype(int))] if count else self.vectors[:0]
         return {"format": self.FORMAT, "version": self.VERSION, "dim": self.dim, "m": c.hnsw_m,
                 "ef_construction": c.hnsw_ef_construction, "count": count,
-                "last_node": int(self.node_ids[count - 1]) if count else -1}
+                "last_node": int(self.node_ids[count - 1]) if count else -1,
+                "vectors": hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()}
 
     def _save(self) -> None:
         """Write the HNSW graph beside the memory, atomically; a folder that cannot be written
         only costs the next opening a rebuild."""
         if self.cache_path is None or self.kind != "hnsw":
             return
-        payload = self.faiss.serialize_index(self.index).tobytes()
+        payload = self.faiss.serialize_index(self.index, self.faiss.IO_FLAG_SKIP_STORAGE).tobytes()
         header = {**self._header(self.indexed), "sha256": hashlib.sha256(payload).hexdigest()}
         tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
         try:
@@ -166,13 +170,14 @@ class TextIndex:
             elif hashlib.sha256(payload).hexdigest() != header.get("sha256"):
                 why = "it is damaged"
             else:
-                index = self.faiss.deserialize_index(np.frombuffer(payload, np.uint8))
+                index = self.faiss.deserialize_index(np.frombuffer(payload, np.uint8), self.faiss.IO_FLAG_SKIP_STORAGE)
                 if not isinstance(index, self.faiss.IndexHNSWFlat) or index.ntotal != count or index.d != self.dim:
                     why = "it is not this memory's HNSW index"
-                elif not all(np.array_equal(index.storage.reconstruct_n(i, min(16384, count - i)),
-                                            self.vectors[i: min(i + 16384, count)]) for i in range(0, count, 16384)):
-                    why = "its vectors are not this memory's"
                 else:
+                    storage = self.faiss.IndexFlatIP(self.dim)  # the memory's own vectors
+                    storage.add(self.vectors[:count])
+                    index.storage, index.own_fields = storage, False
+                    self._storage = storage  # kept alive as long as the graph uses it
                     index.hnsw.efSearch = self.config.hnsw_ef_search
                     return index
         except (OSError, ValueError, RuntimeError, UnicodeDecodeError, AttributeError) as e:

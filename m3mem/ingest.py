@@ -25,7 +25,7 @@ from models.memorizer import ClipContext, EntityFact, Memorizer
 from preprocessing.cache import PerceptionCache, content_hash
 from preprocessing.perception import PerceptionModels, PerceptionOptions, perceive
 from preprocessing.types import ClipPerception
-from preprocessing.video import MediaError, clip_windows, iter_clips, probe
+from preprocessing.video import MediaError, clip_windows, iter_clips, prefetch, probe
 
 log = logging.getLogger(__name__)
 __all__ = ["IngestError", "IngestReport", "Ingestor"]
@@ -94,7 +94,8 @@ class Ingestor:
                                                skip=set(range(len(windows))) - {i}), None)
                     else:
                         if decoded is None:
-                            decoded = iter_clips(video, self.perception.decode, skip=done | cached)
+                            # decoded one clip ahead on a thread while this one is perceived
+                            decoded = prefetch(iter_clips(video, self.perception.decode, skip=done | cached))
                         clip = next(decoded, None)
                     self._add(report.stages, "decode", time.perf_counter() - t)
                     if clip is None or clip.index != i:

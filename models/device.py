@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import os
 
+from preprocessing.errors import UsageError
+
+
+class DeviceError(UsageError):
+    """The device asked for is not there (CUDA asked for on a machine without one)."""
+
 
 def pick_device(requested: str | None = None) -> str:
-    """``requested`` if given ("cpu", "cuda", "cuda:1"), else "cuda" when available, else "cpu"."""
-    if requested:
+    """``requested`` ("cpu", "cuda", "cuda:1"), or for None / "auto" "cuda" when torch sees one, else
+    "cpu". A CUDA device that is not there is an error, never a silent move to the CPU."""
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not cuda_available():
+            raise DeviceError(f"device {requested!r} was asked for, but torch sees no CUDA device "
+                              f"(use --device cpu, or auto to take CUDA when present)")
         return requested
+    return "cuda" if cuda_available() else "cpu"
+
+
+def cuda_available() -> bool:
     try:
         import torch
     except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        return False
+    return bool(torch.cuda.is_available())
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

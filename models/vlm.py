@@ -107,7 +107,7 @@ class TransformersMemorizer:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         arch = (config.architectures or ["Qwen2_5_VLForConditionalGeneration"])[0]
         self.model = getattr(transformers, arch).from_pretrained(
-            path, local_files_only=True, dtype=torch.float16 if self.device.startswith("cuda") else torch.float32)
+            path, local_files_only=True, dtype=self.dtype(torch))
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.images = Qwen2VLImageProcessorPil(max_pixels=max_pixels)
@@ -127,6 +127,12 @@ class TransformersMemorizer:
         self.max_tokens, self.reask = max_tokens, reask
         self.name = f"transformers:{Path(path).name}"
 
+
+    def dtype(self, torch):
+        """bfloat16 on a CUDA device that has it (Ampere and later), float16 on older ones, float32 on CPU."""
+        if not self.device.startswith("cuda"):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     def _inputs(self, messages: list[dict]):
         import io
 
@@ -156,7 +162,9 @@ class TransformersMemorizer:
         return {**ids, **extra}
 
     def memorize(self, ctx: ClipContext) -> Memories:
-        inputs = {k: v.to(self.device) for k, v in self._inputs(clip_messages(ctx)).items()}
+        dtype = self.model.dtype  # images in the model's precision (bfloat16 / float16 on CUDA)
+        inputs = {k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
+                  for k, v in self._inputs(clip_messages(ctx)).items()}
         where = f"{ctx.perception.video} clip {ctx.perception.clip}"
         for attempt in range(self.reask + 1):
             with self.torch.inference_mode():

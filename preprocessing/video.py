@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +228,44 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                              f"{info.duration:.1f} s, in clip {k}")
         done_v = done_a = True
         yield from ready(math.inf, math.inf)
+
+
+def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """Yield from ``items`` while a background thread produces up to ``depth`` items ahead: the next
+    clip decodes (PyAV and the resampler release the GIL) while this one is perceived. An error is
+    raised where its item would have come; closing the iterator stops the thread at its next item."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop, end = threading.Event(), object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # noqa: BLE001  handed to the consumer, raised there
+            put((end, e))
+
+    threading.Thread(target=work, name="m3mem-decode-ahead", daemon=True).start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def _window_of(windows: list[tuple[int, float, float]], t: float) -> int:

@@ -91,4 +91,4 @@ def test_foreign_index_is_rebuilt(memory, tmp_path, caplog):
     memory.with_name("m.m3mem.index").write_bytes(other.with_name("other.m3mem.index").read_bytes())
     with caplog.at_level(logging.INFO, logger="m3mem.index"):
         got = search(memory, q)
-    assert ("not this memory's" in caplog.text or "another state" in caplog.text) and got[2] == expected[2]
+    assert "another state" in caplog.text and got[2] == expected[2]  # its vector fingerprint differs

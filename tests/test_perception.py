@@ -229,3 +229,41 @@ def test_a_sentence_crossing_a_clip_boundary_is_remembered_whole(media, models):
     assert last.end > first.end  # finished in the next clip's audio
     text = " ".join(u.text for u in first.utterances).lower()
     assert "two years of negotiations" in text and "united states" in text
+
+
+def test_prefetch_keeps_order_raises_in_place_and_stops_when_closed():
+    import threading
+    import time
+
+    from preprocessing.video import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise MediaError("clip 2 is damaged")
+
+    got = []
+    with pytest.raises(MediaError, match="clip 2"):
+        for x in prefetch(failing()):
+            got.append(x)
+    assert got == [1, 2]  # everything before the failure arrived first
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    it = prefetch(endless(), depth=1)
+    assert next(it) == 0
+    it.close()
+    time.sleep(0.5)
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 4  # the producer stopped a step or two ahead
+    assert not any(t.name == "m3mem-decode-ahead" for t in threading.enumerate())

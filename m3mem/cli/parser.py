@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--asr", help="tiny.en (default), base, a CTranslate2 folder or an openai-whisper .pt")
     s.add_argument("--faces", help="dlib (default) or an insightface model folder (e.g. buffalo_l)")
     s.add_argument("--cache-dir", help="perception cache folder (default ~/.cache/m3mem)")
-    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--device", help="auto (default: CUDA when present), cpu, or cuda[:N] (an error when absent)")
     s.add_argument("--json", action="store_true", help="print the report (summary and one entry per video) as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     s.add_argument("--rounds", type=int, help="most model turns per question (default 5)")
     s.add_argument("--top-k", type=int, dest="ask_top_k", help="clips shown per search (default 2)")
-    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--device", help="auto (default: CUDA when present), cpu, or cuda[:N] (an error when absent)")
     s.add_argument("--json", action="store_true",
                    help="print one JSON object: answer, evidence [{clip, start, end, memories}], rounds, timings")
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--llm-model", help="model name on the server (--llm openai)")
     s.add_argument("--llm-base-url", help="OpenAI-compatible endpoint")
     s.add_argument("--rounds", type=int, help="most model turns per question (default 5)")
-    s.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    s.add_argument("--device", help="auto (default: CUDA when present), cpu, or cuda[:N] (an error when absent)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
