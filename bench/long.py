@@ -2,7 +2,7 @@
 
     python -m bench.long [--minutes 60] [--workdir bench_out/hour] [--json PATH]
 
-Builds a video of at least ``--minutes`` from ../shared/media: the long benchmark video's schedule
+Builds a video of at least ``--minutes`` (and a short one of at least 2) from ../shared/media: the long benchmark video's schedule
 (bench/long_video.py: 33 people, off-screen voices, black and silent stretches) played in a
 different order each round (as it is, reversed, rotated), and a 2-minute video from its start. Then
 runs ``m3mem ingest`` on each as a user would (a fresh process, a fresh perception cache), watching
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -135,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (MEDIA / "video").is_dir():
         print(f"shared media not found at {MEDIA} (set M3MEM_MEDIA)", file=sys.stderr)
         return 3
-    work = Path(args.workdir)
+    work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     rows = {}
-    for name, minutes in (("2 min", 2.0), (f"{args.minutes:g} min", args.minutes)):
+    for minutes in (2.0, args.minutes):
         video = work / f"video_{minutes:g}.mp4"
         if not video.is_file():
             tmp = work / f"video_{minutes:g}.tmp.mp4"
@@ -147,18 +148,23 @@ def main(argv: list[str] | None = None) -> int:
         from preprocessing.video import probe
 
         duration = probe(video).duration
+        name = f"{duration / 60:.1f} min"
         memory = work / f"memory_{minutes:g}.m3mem"
         for old in work.glob(f"memory_{minutes:g}.*"):
             old.unlink()
         print(f"ingesting {video} ({duration / 60:.1f} min)...", file=sys.stderr, flush=True)
-        rows[name] = watch_ingest(video, memory, work / f"cache_{minutes:g}_{os.getpid()}", duration)
+        cache = work / f"cache_{minutes:g}_{os.getpid()}"
+        try:
+            rows[name] = watch_ingest(video, memory, cache, duration)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
         rows[name].update(open_and_search(memory))
-    print(f"{'video':<8} {'x real time':>11} {'start-up s':>10} {'s/clip first 10%':>16} {'last 10%':>8} "
+    print(f"{'video':<9} {'x real time':>11} {'start-up s':>10} {'s/clip first 10%':>16} {'last 10%':>8} "
           f"{'RSS MB 10/30/60 min':>20} {'MB per hour':>11} {'open s':>6} {'1st search s':>12}")
     for name, r in rows.items():
         rss = "/".join(f"{r[k]:.0f}" for k in ("peak_rss_mb_at_10_min", "peak_rss_mb_at_30_min",
                                                "peak_rss_mb_at_60_min") if k in r) or f"{r['peak_rss_mb']:.0f}"
-        print(f"{name:<8} {r['x_realtime_with_startup']:11.2f} {r['startup_seconds']:10.1f} "
+        print(f"{name:<9} {r['x_realtime_with_startup']:11.2f} {r['startup_seconds']:10.1f} "
               f"{r['first_10pct_s_per_clip']:16.2f} {r['last_10pct_s_per_clip']:8.2f} {rss:>20} "
               f"{r['memory_bytes_per_hour'] / 1e6:11.2f} {r['open_s_again']:6.2f} {r['first_search_s_again']:12.3f}")
     if args.json:

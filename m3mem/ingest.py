@@ -127,14 +127,23 @@ class Ingestor:
 
     @staticmethod
     def _check_owner(mem: Memory, video: Path, digest: str) -> None:
-        owner = mem.store.get_meta("video_sha256")
-        if owner is None:
-            with mem.store.transaction():
-                mem.store.set_meta("video_sha256", digest)
-                mem.store.set_meta("video_path", str(video))
-        elif owner != digest:
-            raise IngestError(f"{mem.store.path} holds the memory of another video "
-                              f"({mem.store.get_meta('video_path')}); use another --memory path")
+        """The memory must be this video's: the same bytes, or the same bytes with more after them
+        (a recording that grew since the last run, which then resumes with the new clips)."""
+        owner, size = mem.store.get_meta("video_sha256"), mem.store.get_meta("video_size")
+        now = video.stat().st_size
+        if owner == digest and size is not None:
+            return
+        if owner is not None and owner != digest:
+            grew = size is not None and now > int(size) and content_hash(video, limit=int(size)) == owner
+            if not grew:
+                raise IngestError(f"{mem.store.path} holds the memory of another video "
+                                  f"({mem.store.get_meta('video_path')}); use another --memory path")
+            log.warning("%s grew from %s to %d bytes since its memory was written; resuming with its new part",
+                        video, size, now)
+        with mem.store.transaction():
+            mem.store.set_meta("video_sha256", digest)
+            mem.store.set_meta("video_size", str(now))
+            mem.store.set_meta("video_path", str(video))
 
     def _commit_clip(self, mem: Memory, p: ClipPerception) -> None:
         """Match identities, write entities, memorize, store — all in one clip transaction."""

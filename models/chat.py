@@ -19,6 +19,7 @@ from typing import Protocol
 
 from models.device import pick_device
 from models.http import HTTPFailure, Limits, post_json
+from models.weights import quiet_loading
 from preprocessing.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class TransformersChat:
         self.device = pick_device(device)
         # float32 on CPU: bfloat16 matmuls there are several times slower for the prompt
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        quiet_loading()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)

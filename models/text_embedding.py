@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from models.device import pick_device
-from models.weights import module_dir
+from models.weights import module_dir, quiet_loading
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class SentenceTransformerEmbedder:
         self.path = Path(path) if path else packaged_minilm_path()
         self.device = pick_device(device)
         self.batch_size = batch_size
+        quiet_loading()
         self.model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())

@@ -104,6 +104,9 @@ class TransformersMemorizer:
             raise FileNotFoundError(f"{path}: no such model folder")
         self.torch = torch
         self.device = pick_device(device)
+        from models.weights import quiet_loading
+
+        quiet_loading()
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         arch = (config.architectures or ["Qwen2_5_VLForConditionalGeneration"])[0]
         self.model = getattr(transformers, arch).from_pretrained(

@@ -152,3 +152,13 @@ def copy_tree_files(sources: list[Path], folder: Path, skip: tuple[str, ...] = (
                 os.close(fd)
                 shutil.copyfile(f, tmp)
                 os.replace(tmp, folder / f.name)
+
+
+def quiet_loading() -> None:
+    """No progress bar of transformers' own while a model loads (the command line has its own
+    bars; a library prints nothing)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()

@@ -22,12 +22,18 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def content_hash(path: str | Path, chunk: int = 1 << 23) -> str:
-    """sha256 of the file's bytes (renaming or moving a video keeps its cache)."""
+def content_hash(path: str | Path, chunk: int = 1 << 23, limit: int | None = None) -> str:
+    """sha256 of the file's bytes, or of its first ``limit`` bytes (renaming or moving a video
+    keeps its cache)."""
     h = hashlib.sha256()
+    left = limit
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while left is None or left > 0:
+            block = f.read(chunk if left is None else min(chunk, left))
+            if not block:
+                break
             h.update(block)
+            left = None if left is None else left - len(block)
     return h.hexdigest()
 
 

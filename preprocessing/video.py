@@ -172,12 +172,14 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
         audio_pos = None  # sample index (at 16 kHz, video time) of the next resampled sample
         emitted = 0
 
-        def ready(upto_v: float, upto_a: float) -> Iterator[Clip]:
+        def ready(upto_v: float, upto_a: float, whole_until: float = -math.inf) -> Iterator[Clip]:
+            """Clips whose frames and audio (and lookahead) have all arrived; with ``whole_until``
+            also those that end by then, with whatever lookahead there is (a stream that ended)."""
             nonlocal emitted
             lead = max(upto_v, upto_a)
             while emitted < len(windows):
                 i, s, e = windows[emitted]
-                both = (done_v or upto_v >= e) and (done_a or upto_a >= e + options.lookahead)
+                both = ((done_v or upto_v >= e) and (done_a or upto_a >= e + options.lookahead)) or e <= whole_until
                 if not both and lead - e < options.max_lag:
                     return  # a stream that lags more than max_lag has ended early (or is broken)
                 clip = clips.pop(i, None) or Clip(i, s, e, scale=scale)
@@ -220,10 +222,13 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                     audio_pos = _route_audio(out, None, audio_pos, windows, audio, options, skip, emitted)
         except av.error.FFmpegError as e:
             k = _window_of(windows, max(t_v, t_a))
+            yield from ready(t_v, t_a, whole_until=min(t_v if vs else math.inf, t_a if aus else math.inf))
             raise MediaError(f"{path}: decoding failed in clip {k} ({e})") from e
         reached = max(t_v, t_a)
         if reached < info.duration - max(2.0, 0.1 * info.duration):
             k = _window_of(windows, reached)
+            # the clips that ended before the stream did are whole: they are handed over first
+            yield from ready(t_v, t_a, whole_until=min(t_v if vs else math.inf, t_a if aus else math.inf))
             raise MediaError(f"{path}: truncated or damaged: decoding stopped at {reached:.1f} s of "
                              f"{info.duration:.1f} s, in clip {k}")
         done_v = done_a = True

