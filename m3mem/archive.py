@@ -210,7 +210,7 @@ def run_serial(jobs: list[Job], settings: Settings, factory: Factory, emit: Call
     return entries
 
 
-# ---- local pool: worker processes (spawned, so each starts clean), models loaded once per worker
+# ---- local pool: worker processes (forked from a clean fork server), models loaded once per worker
 _worker: dict = {}
 
 
@@ -226,25 +226,50 @@ def _quiet_worker(threads: int) -> None:
 def _pool_init(settings: Settings, factory: Factory, threads: int, events) -> None:
     t = time.perf_counter()
     _quiet_worker(threads)
-    _worker.update(ingestor=factory(settings), events=events, startup=time.perf_counter() - t)
+    _worker.update(events=events, error=None)
+    try:
+        _worker["ingestor"] = factory(settings)
+    except Exception as e:  # noqa: BLE001  told to the parent with the first video (a crash would hide it)
+        _worker["error"] = (type(e).__name__, str(e))
+    _worker["startup"] = time.perf_counter() - t
 
 
 def _pool_work(job: Job) -> dict:
+    if _worker["error"] is not None:  # the models did not load: neither would they for the next video
+        kind, message = _worker["error"]
+        entry = _not_started(job, f"the worker could not start: {message}")
+        entry.update(error_kind=kind, fatal=True, worker=worker_name())
+        return entry
     return ingest_one(job, _worker["ingestor"], worker_name(), _worker["events"].put, _worker["startup"])
+
+
+# imported once by the fork server; every worker forked from it starts with them imported
+PRELOAD = ["m3mem.archive", "m3mem.build", "m3mem.ingest", "torch", "cv2", "sentence_transformers",
+           "faster_whisper", "resemblyzer", "librosa", "models.faces", "models.audio", "models.text_embedding"]
+
+
+def _worker_context():
+    """Workers fork from a fork server that imported the heavy libraries once (no threads run there,
+    unlike in this process); spawned from scratch where there is no fork server."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int,
              emit: Callable[[Event], None]) -> list[dict]:
-    """``workers`` spawned processes take videos from the executor's queue. A worker that dies
+    """``workers`` worker processes take videos from the executor's queue. A worker that dies
     (killed, out of memory) breaks the pool: the videos it and its siblings were on are retried (up
     to ``worker_retries`` times) in a fresh pool and resume at their next clip; videos not yet
     started are resubmitted as they were."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _worker_context()
     threads = max(1, (os.cpu_count() or 1) // workers)  # measured: 2 workers x 2 threads on 2 cores is 15% slower
     attempts: dict[str, int] = {}
     entries: list[dict] = []
     todo = deque(jobs)
-    stop = False
+    stop, fruitless = False, 0
     while todo and not stop:
         events = ctx.SimpleQueue()  # written synchronously: a worker killed after "start" still told us
         started: set[str] = set()
@@ -258,9 +283,17 @@ def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int
 
         pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_pool_init,
                                    initargs=(settings, factory, threads, events))
+        broke = False
         try:
-            running = {pool.submit(_pool_work, job): job for job in todo}
-            todo = deque()
+            running = {}
+            for job in todo:
+                try:
+                    running[pool.submit(_pool_work, job)] = job
+                except BrokenProcessPool:  # a worker died before all were queued: the rest wait for the next pool
+                    broke = True
+                    break
+            queued = {job.id for job in running.values()}
+            todo = deque(job for job in todo if job.id not in queued)
             while running:
                 done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 drain()
@@ -272,6 +305,7 @@ def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int
                     try:
                         entry = fut.result()
                     except BrokenProcessPool:
+                        broke = True
                         if job.id not in started:  # never began: run it in the next pool as it is
                             todo.append(job)
                             continue
@@ -293,6 +327,12 @@ def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+        fruitless = fruitless + 1 if broke and not started else 0
+        if fruitless > settings.worker_retries:  # workers die before they take any video
+            for job in todo:
+                entry = _not_started(job, f"workers died {fruitless} times before taking a video")
+                entries.append(_finish({**entry, "error_kind": "WorkerDied", "fatal": True}, emit))
+            return entries
     entries += [_finish(_not_started(j, "a model failed on an earlier video"), emit) for j in todo]
     return entries
 

@@ -222,3 +222,20 @@ def test_ctrl_c_stops_a_pool_and_keeps_committed_clips(archive_dir, serial, tmp_
     assert {m.stem for m in tmp_path.glob("mems/*.m3mem")} == set(serial[1])
     for memory in tmp_path.glob("mems/*.m3mem"):
         assert contents(memory) == serial[1][memory.stem], memory
+
+
+def broken_ingestor(settings: Settings):
+    from m3mem.errors import ModelError
+
+    raise ModelError("face weights are missing (test)")
+
+
+def test_workers_whose_models_fail_to_load_stop_the_run_with_the_reason(archive_dir, tmp_path):
+    jobs = archive.plan([str(archive_dir)], tmp_path / "mems")
+    entries = archive.Runner(settings_for(tmp_path, workers=2), broken_ingestor).run(jobs)
+    assert [e["id"] for e in entries] == [j.id for j in jobs]
+    assert all(e["status"] == "failed" for e in entries)
+    first = [e for e in entries if e["error_kind"] == "ModelError"]
+    assert first and all("face weights are missing" in e["error"] and e["fatal"] for e in first)
+    assert {e["error_kind"] for e in entries} <= {"ModelError", "NotStarted"}
+    assert not any((tmp_path / "mems").rglob("*.m3mem"))
