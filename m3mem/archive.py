@@ -245,7 +245,8 @@ def _pool_work(job: Job) -> dict:
 
 # imported once by the fork server; every worker forked from it starts with them imported
 PRELOAD = ["m3mem.archive", "m3mem.build", "m3mem.ingest", "torch", "cv2", "sentence_transformers",
-           "faster_whisper", "resemblyzer", "librosa", "models.faces", "models.audio", "models.text_embedding"]
+           "faster_whisper", "resemblyzer", "librosa", "librosa.feature.spectral", "models.faces", "models.audio",
+           "models.text_embedding"]
 
 
 def _worker_context():

@@ -58,6 +58,9 @@ class ResemblyzerEncoder:
             raise ImportError("speaker embeddings need resemblyzer (install it with --no-deps) and "
                               "webrtcvad-wheels: see README") from e
         self.encoder = VoiceEncoder(device=pick_device(device), verbose=False)
+        # resemblyzer's mel features come from librosa.feature.spectral, whose import (numba compiling)
+        # takes about 2 s: paid here, with the model, not in the first clip
+        import librosa.feature.spectral  # noqa: F401
 
     def embed(self, wavs: list[np.ndarray]) -> np.ndarray:
         """(n, 256) L2-normalised embeddings of 16 kHz float32 snippets (each >= ~1 s)."""
