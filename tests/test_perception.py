@@ -267,3 +267,18 @@ def test_prefetch_keeps_order_raises_in_place_and_stops_when_closed():
     time.sleep(0.3)
     assert len(produced) == count <= 4  # the producer stopped a step or two ahead
     assert not any(t.name == "m3mem-decode-ahead" for t in threading.enumerate())
+
+
+def test_speaker_embeddings_batched_equal_one_at_a_time(media):
+    """One forward pass over every snippet's partial windows gives what resemblyzer's own
+    one-snippet-per-pass embed_utterance gives."""
+    from models.audio import ResemblyzerEncoder
+
+    audio = next(iter_clips(media / "video/visualvoice/interview.mp4", DecodeOptions())).audio
+    snippets = [audio[a * 16000: b * 16000] for a, b in ((0, 2), (2, 5), (5, 6), (6, 12))]
+    enc = ResemblyzerEncoder()
+    batched = enc.embed(snippets)
+    for w, got in zip(snippets, batched):
+        w = w / np.abs(w).max() * 0.5
+        assert np.allclose(got, enc.encoder.embed_utterance(w.astype(np.float32)), atol=1e-5)
+    assert enc.embed([]).shape == (0, 256)
