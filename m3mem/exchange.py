@@ -17,6 +17,7 @@ import binascii
 import io
 import json
 import logging
+import os
 import pickle
 from collections import defaultdict
 from pathlib import Path
@@ -169,6 +170,19 @@ def import_m3agent(path: str | Path, memory: str | Path, embedder: TextEmbedder,
             for m in parse_mentions(text):
                 if m.id in entities and m.kind == ENTITY_TYPES[entities[m.id].type]:
                     first_seen.setdefault(m.id, clip)
+    # written under a temporary name and renamed when whole: a file that fails half way leaves nothing
+    partial = memory.with_name(f".{memory.name}.importing")
+    try:
+        counts = _write_imported(path, partial, embedder, clip_seconds, entities, by_clip, first_clip, first_seen)
+        os.replace(partial, memory)
+    finally:
+        for leftover in partial.parent.glob(partial.name + "*"):
+            leftover.unlink(missing_ok=True)
+    return counts
+
+
+def _write_imported(path: Path, memory: Path, embedder: TextEmbedder, clip_seconds: float, entities: dict,
+                    by_clip: dict, first_clip: int, first_seen: dict) -> dict:
     new_id: dict[int, int] = {}
     counts = {"faces": 0, "voices": 0, "episodic": 0, "semantic": 0, "clips": 0}
     with Memory.open(memory, embedder, create=True) as mem:

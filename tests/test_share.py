@@ -201,3 +201,24 @@ def test_site_in_headless_chromium(real_memory, tmp_path):
     assert "Two years." in question and 'href="timeline-0.html#clip0"' in question
     render((site / "timeline-0.html").as_uri(), f"--screenshot={tmp_path / 'shot.png'}", "--window-size=1200,900")
     assert (tmp_path / "shot.png").stat().st_size > 10_000  # something was drawn
+
+
+def test_an_import_that_fails_half_way_leaves_nothing(tmp_path, monkeypatch):
+    from m3mem import exchange
+
+    calls = []
+
+    def embeddings_then_fail(node, path):
+        calls.append(node.id)
+        if len(calls) == 4:  # the voice first heard in clip 1: clip 0 was already committed
+            raise InputError(f"{path}: node {node.id}: no usable embeddings")
+        return original(node, path)
+
+    original = exchange._embeddings
+    monkeypatch.setattr(exchange, "_embeddings", embeddings_then_fail)
+    with pytest.raises(InputError, match="no usable embeddings"):
+        import_m3agent(FIXTURE, tmp_path / "garden.m3mem", HashEmbedder())
+    assert list(tmp_path.iterdir()) == []  # no memory, no partial file, no lock
+    monkeypatch.setattr(exchange, "_embeddings", original)
+    assert import_m3agent(FIXTURE, tmp_path / "garden.m3mem", HashEmbedder())["clips"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garden.m3mem"]
