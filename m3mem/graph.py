@@ -114,6 +114,7 @@ class MemoryGraph:
         self.next_id = 0
         self.next_birth = 0
         self._groups: dict[frozenset[int], Rows] = {}  # semantic nodes by mentioned entity set
+        self._ungrouped: list[int] = []  # semantic nodes not yet in _groups (built when a write needs them)
         self._equivalences: set[int] = set()
         self._characters: tuple[dict[int, int], dict[int, list[int]]] | None = None
         self._translated: dict[int, str] = {}  # text node id -> translated text, per character map
@@ -184,7 +185,7 @@ class MemoryGraph:
         reinforced: list[int] = []
         weakened: list[int] = []
         if kind == "semantic" and entities:
-            group = self._groups.get(frozenset(entities))
+            group = self._group(frozenset(entities))
             if group is not None and group.ids:
                 sims = group.view() @ emb
                 reinforced = [group.ids[i] for i in np.flatnonzero(sims > self.config.reinforce_threshold)]
@@ -223,13 +224,21 @@ class MemoryGraph:
         self.adj.setdefault(node.id, {})
         self.clip_texts.setdefault(node.clip, []).append(node.id)
         if node.kind == "semantic" and node.entities:
-            key = frozenset(node.entities)
-            if key not in self._groups:
-                self._groups[key] = Rows(len(node.embedding))
-            self._groups[key].append(node.id, node.embedding)
+            self._ungrouped.append(node.id)  # grouped lazily: a memory opened to be read never needs it
             if is_equivalence(node.text):
                 self._equivalences.add(node.id)
                 self._characters = None
+
+    def _group(self, key: frozenset[int]) -> Rows | None:
+        """The semantic nodes that mention exactly the entities ``key`` (with their embeddings)."""
+        for nid in self._ungrouped:
+            node = self.texts[nid]
+            group = self._groups.get(frozenset(node.entities))
+            if group is None:
+                group = self._groups[frozenset(node.entities)] = Rows(len(node.embedding))
+            group.append(nid, node.embedding)
+        self._ungrouped.clear()
+        return self._groups.get(key)
 
     def _set_edge(self, text_id: int, entity_id: int, weight: float) -> None:
         if weight <= 0:
