@@ -187,9 +187,15 @@ def _default_factory(settings: Settings) -> "Ingestor":
     return build.ingestor(settings)
 
 
-def _not_started(job: Job, why: str) -> dict:
+def _not_started(job: Job, why: str, kind: str = "NotStarted", fatal: bool = False) -> dict:
+    """The entry of a video that failed without being ingested (its worker never ran it through)."""
     return {"id": job.id, "video": str(job.video), "memory": str(job.memory), "worker": None,
-            "status": "failed", "error_kind": "NotStarted", "error": why, "fatal": False, "seconds": 0.0}
+            "status": "failed", "error_kind": kind, "error": why, "fatal": fatal, "seconds": 0.0}
+
+
+def _rest_not_started(jobs: Iterable[Job], emit: Callable[[Event], None]) -> list[dict]:
+    """Entries of the videos left when a fatal (model) error stopped the run."""
+    return [_finish(_not_started(j, "a model failed on an earlier video"), emit) for j in jobs]
 
 
 def _finish(entry: dict, emit: Callable[[Event], None]) -> dict:
@@ -205,7 +211,7 @@ def run_serial(jobs: list[Job], settings: Settings, factory: Factory, emit: Call
     for k, job in enumerate(jobs):
         entries.append(_finish(ingest_one(job, ingestor, worker_name(), emit, startup), emit))
         if entries[-1].get("fatal"):
-            entries += [_finish(_not_started(j, "a model failed on an earlier video"), emit) for j in jobs[k + 1:]]
+            entries += _rest_not_started(jobs[k + 1:], emit)
             break
     return entries
 
@@ -214,18 +220,11 @@ def run_serial(jobs: list[Job], settings: Settings, factory: Factory, emit: Call
 _worker: dict = {}
 
 
-def _quiet_worker(threads: int) -> None:
-    """Before a worker loads models: its share of the cores, and no progress bars of its own (the
-    archive has one)."""
+def _pool_init(settings: Settings, factory: Factory, threads: int, events) -> None:
     from models.device import limit_threads
 
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    limit_threads(threads)
-
-
-def _pool_init(settings: Settings, factory: Factory, threads: int, events) -> None:
     t = time.perf_counter()
-    _quiet_worker(threads)
+    limit_threads(threads)  # this worker's share of the cores, before its models load
     _worker.update(events=events, error=None)
     try:
         _worker["ingestor"] = factory(settings)
@@ -237,9 +236,7 @@ def _pool_init(settings: Settings, factory: Factory, threads: int, events) -> No
 def _pool_work(job: Job) -> dict:
     if _worker["error"] is not None:  # the models did not load: neither would they for the next video
         kind, message = _worker["error"]
-        entry = _not_started(job, f"the worker could not start: {message}")
-        entry.update(error_kind=kind, fatal=True, worker=worker_name())
-        return entry
+        return {**_not_started(job, f"the worker could not start: {message}", kind, fatal=True), "worker": worker_name()}
     return ingest_one(job, _worker["ingestor"], worker_name(), _worker["events"].put, _worker["startup"])
 
 
@@ -314,8 +311,7 @@ def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int
                         if attempts[job.id] <= settings.worker_retries:
                             todo.append(job)
                             continue
-                        entry = _not_started(job, f"its worker died {attempts[job.id]} times")
-                        entry["error_kind"] = "WorkerDied"
+                        entry = _not_started(job, f"its worker died {attempts[job.id]} times", "WorkerDied")
                     entry["attempts"] = attempts.get(job.id, 0) + 1
                     entries.append(_finish(entry, emit))
                     if entry.get("fatal") and not stop:
@@ -330,12 +326,9 @@ def run_pool(jobs: list[Job], settings: Settings, factory: Factory, workers: int
         pool.shutdown(wait=True)
         fruitless = fruitless + 1 if broke and not started else 0
         if fruitless > settings.worker_retries:  # workers die before they take any video
-            for job in todo:
-                entry = _not_started(job, f"workers died {fruitless} times before taking a video")
-                entries.append(_finish({**entry, "error_kind": "WorkerDied", "fatal": True}, emit))
-            return entries
-    entries += [_finish(_not_started(j, "a model failed on an earlier video"), emit) for j in todo]
-    return entries
+            why = f"workers died {fruitless} times before taking a video"
+            return entries + [_finish(_not_started(job, why, "WorkerDied", fatal=True), emit) for job in todo]
+    return entries + _rest_not_started(todo, emit)
 
 
 # ---- Ray: an actor per worker (models loaded once per actor), restarted and retried by Ray
@@ -344,8 +337,10 @@ class IngestActor:
     it was on (``max_task_retries``) when its process dies."""
 
     def __init__(self, settings: Settings, factory: Factory, threads: int):
+        from models.device import limit_threads
+
         t = time.perf_counter()
-        _quiet_worker(threads)
+        limit_threads(threads)  # this actor's share of the cores, before its models load
         self.ingestor = factory(settings)
         self.startup = time.perf_counter() - t
 
@@ -405,19 +400,17 @@ def _ray_loop(ray, idle: list, running: dict, todo: deque, entries: list, settin
                 entry = ray.get(ref)
             except ActorDiedError as e:
                 if getattr(e, "actor_init_failed", False):  # its models did not load: neither will the next
-                    entry = _not_started(job, f"the worker could not start: {e}")
-                    entry.update(error_kind="WorkerStartFailed", fatal=True)
+                    entry = _not_started(job, f"the worker could not start: {e}", "WorkerStartFailed", fatal=True)
                 else:  # died more often than Ray restarts it: a fresh actor goes on
-                    entry = _not_started(job, f"its worker died more than {settings.worker_retries} times ({e})")
-                    entry["error_kind"] = "WorkerDied"
+                    entry = _not_started(job, f"its worker died more than {settings.worker_retries} times ({e})",
+                                         "WorkerDied")
                 actor = new_actor()
             except RayError as e:
-                entry = _not_started(job, f"Ray failed: {e}")
-                entry["error_kind"] = type(e).__name__
+                entry = _not_started(job, f"Ray failed: {e}", type(e).__name__)
             idle.append(actor)
             entries.append(_finish(entry, emit))
             stop = stop or bool(entry.get("fatal"))
-    entries += [_finish(_not_started(j, "a model failed on an earlier video"), emit) for j in todo]
+    entries += _rest_not_started(todo, emit)
     todo.clear()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -96,9 +95,8 @@ class Site:
             out.append(_esc(text[last:m.start()]))
             if kind in ("face", "voice") and i in self.g.entities and self.g.entities[i].kind == kind:
                 out.append(self.who(kind, i))
-            elif kind == "character" and self.g.character_entities(i):
-                out.append(self.who(self.g.entities[self.g.character_entities(i)[0]].kind,
-                                    self.g.character_entities(i)[0]))
+            elif kind == "character" and (members := self.g.character_entities(i)):
+                out.append(self.who(self.g.entities[members[0]].kind, members[0]))
             else:
                 out.append(_esc(m.group(0)))
             last = m.end()
@@ -204,18 +202,3 @@ def build_site(graph: MemoryGraph, out: str | Path, title: str = "memory",
     pages = {k: v for k, v in sizes.items() if k.endswith((".html", ".js"))}
     return {"files": len(sizes), "pages": len(pages), "bytes": sum(sizes.values()),
             "largest_page": max(pages, key=pages.get), "largest_page_bytes": max(pages.values())}
-
-
-_RESULT_KEYS = re.compile(r"^\s*\{")
-
-
-def read_results(path: str | Path) -> list[dict]:
-    """Rows of an ``m3mem eval --out`` JSON-lines file (unreadable lines are skipped)."""
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if _RESULT_KEYS.match(line):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows

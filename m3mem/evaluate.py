@@ -281,17 +281,25 @@ def repair_results(path: Path) -> None:
         f.truncate(keep)
 
 
+def read_results(path: str | Path) -> list[dict]:
+    """The rows of a results file (JSON lines); a torn or foreign line is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "question_id" in row:
+            rows.append(row)
+    return rows
+
+
 def finished_ids(path: Path) -> set[str]:
     """Question ids already in a results file (a torn last line is ignored)."""
-    if not path.is_file():
-        return set()
-    ids = set()
-    for line in path.read_text().splitlines():
-        try:
-            ids.add(json.loads(line)["question_id"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return ids
+    return {row["question_id"] for row in read_results(path)}
 
 
 # ---------------------------------------------------------------- report

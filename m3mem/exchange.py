@@ -157,8 +157,8 @@ def import_m3agent(path: str | Path, memory: str | Path, embedder: TextEmbedder,
     by_clip: dict[int, list] = defaultdict(list)
     for i, n in sorted(src.nodes.items()):
         if n.type in TEXT_TYPES:
-            contents = (getattr(n, "metadata", None) or {}).get("contents") or []
-            clip = (getattr(n, "metadata", None) or {}).get("timestamp")
+            meta = getattr(n, "metadata", None) or {}
+            contents, clip = meta.get("contents") or [], meta.get("timestamp")
             if not contents or not isinstance(contents[0], str) or not isinstance(clip, int):
                 log.warning("%s: text node %s has no text or clip; skipped", path, i)
                 continue
@@ -194,7 +194,7 @@ def _write_imported(path: Path, memory: Path, embedder: TextEmbedder, clip_secon
                         new_id[old] = w.add_entity(kind, _embeddings(node, path), _contents(node, kind))
                         counts[f"{kind}s"] += 1
 
-                def renumber(m, clip=clip):
+                def renumber(m):
                     if m.kind in ("face", "voice") and m.id in new_id and m.kind == ENTITY_TYPES[entities[m.id].type]:
                         return f"<{m.kind}_{new_id[m.id]}>"
                     return None

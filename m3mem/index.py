@@ -165,7 +165,8 @@ class TextIndex:
                 header = json.loads(f.readline(4096))
                 payload = f.read()
             count = int(header.get("count", -1))
-            if not 0 < count <= self.size or {k: header.get(k) for k in self._header(count)} != self._header(count):
+            expected = self._header(count) if 0 < count <= self.size else None
+            if expected is None or {k: header.get(k) for k in expected} != expected:
                 why = "it belongs to another state of this memory (or another memory)"
             elif hashlib.sha256(payload).hexdigest() != header.get("sha256"):
                 why = "it is damaged"

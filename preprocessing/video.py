@@ -193,6 +193,10 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                 if i not in skip:
                     yield clip
 
+        def both_reached(upto_v: float, upto_a: float) -> float:
+            """Video time every stream of the file has reached."""
+            return min(upto_v if vs is not None else math.inf, upto_a if aus is not None else math.inf)
+
         t_v, t_a = 0.0, 0.0
         try:
             for packet in container.demux(streams):
@@ -222,13 +226,13 @@ def iter_clips(path: str | Path, options: DecodeOptions = DecodeOptions(),
                     audio_pos = _route_audio(out, None, audio_pos, windows, audio, options, skip, emitted)
         except av.error.FFmpegError as e:
             k = _window_of(windows, max(t_v, t_a))
-            yield from ready(t_v, t_a, whole_until=min(t_v if vs else math.inf, t_a if aus else math.inf))
+            yield from ready(t_v, t_a, whole_until=both_reached(t_v, t_a))
             raise MediaError(f"{path}: decoding failed in clip {k} ({e})") from e
         reached = max(t_v, t_a)
         if reached < info.duration - max(2.0, 0.1 * info.duration):
             k = _window_of(windows, reached)
             # the clips that ended before the stream did are whole: they are handed over first
-            yield from ready(t_v, t_a, whole_until=min(t_v if vs else math.inf, t_a if aus else math.inf))
+            yield from ready(t_v, t_a, whole_until=both_reached(t_v, t_a))
             raise MediaError(f"{path}: truncated or damaged: decoding stopped at {reached:.1f} s of "
                              f"{info.duration:.1f} s, in clip {k}")
         done_v = done_a = True

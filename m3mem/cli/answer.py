@@ -45,7 +45,7 @@ def cmd_ask(args, settings: Settings) -> int:
 def cmd_eval(args, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from m3mem.evaluate import EvalOptions, Evaluator, chart, load_annotations, report, table
+    from m3mem.evaluate import EvalOptions, Evaluator, chart, load_annotations, read_results, report, table
 
     questions = load_annotations(args.annotations)[: args.limit]
     embedder, chat = build.text_embedder(settings), build.chat_model(settings)
@@ -70,8 +70,7 @@ def cmd_eval(args, settings: Settings) -> int:
     finally:
         bar.close()
     ids = {q.question_id for q in questions}
-    rows = [r for r in map(json.loads, filter(None, Path(args.out).read_text().splitlines()))
-            if r.get("question_id") in ids] if Path(args.out).is_file() else []
+    rows = [r for r in read_results(args.out) if r["question_id"] in ids]
     rep = report(rows, judges[-1].name if judges else "match")
     rep["counts"] = {"questions": len(questions), **vars(counts)}
     if args.report:

@@ -13,7 +13,8 @@ from m3mem.config import Settings
 
 
 def cmd_browse(args, settings: Settings) -> int:
-    from m3mem.browse import build_site, read_results
+    from m3mem.browse import build_site
+    from m3mem.evaluate import read_results
 
     out = Path(args.out or Path(args.memory).with_suffix(".site"))
     results = read_results(args.results) if args.results else None

@@ -54,30 +54,29 @@ anna = g.add_img_node({"embeddings": [unit(512).tolist() for _ in range(2)], "co
 ben = g.add_img_node({"embeddings": [unit(512).tolist()], "contents": [jpeg_b64()]})
 anna_voice = g.add_voice_node({"embeddings": [unit(192).astype(np.float32) for _ in range(2)],
                                "contents": ["Welcome to the garden tour, everyone."]})
-clip0 = [
+def add_clip(clip, memories, people):
+    """Text nodes of one clip, each linked to the people it mentions (as M3-Agent's memorizer does)."""
+    for s, kind in memories:
+        node = g.add_text_node(text(s), clip, kind)
+        for ent in people:
+            if f"_{ent}>" in s:
+                g.add_edge(node, ent)
+
+
+add_clip(0, [
     (f"<face_{anna}> stands by a greenhouse holding a watering can.", "episodic"),
     (f"<voice_{anna_voice}> says: 'Welcome to the garden tour, everyone.'", "episodic"),
     (f"<face_{ben}> wears a red jacket and listens.", "episodic"),
     (f"Equivalence: <face_{anna}>, <voice_{anna_voice}>", "semantic"),
     (f"<face_{anna}> is the guide of the garden tour.", "semantic"),
-]
-for s, kind in clip0:
-    node = g.add_text_node(text(s), 0, kind)
-    for ent in (anna, ben, anna_voice):
-        if f"_{ent}>" in s:
-            g.add_edge(node, ent)
+], (anna, ben, anna_voice))
 ben_voice = g.add_voice_node({"embeddings": [unit(192).astype(np.float32)],
                               "contents": ["How often do you water the tomatoes?"]})
-clip1 = [
+add_clip(1, [
     (f"<voice_{ben_voice}> asks: 'How often do you water the tomatoes?'", "episodic"),
     (f"<face_{anna}> points at the tomato plants and smiles.", "episodic"),
     (f"<face_{ben}> is curious about growing vegetables.", "semantic"),
-]
-for s, kind in clip1:
-    node = g.add_text_node(text(s), 1, kind)
-    for ent in (anna, ben, ben_voice):
-        if f"_{ent}>" in s:
-            g.add_edge(node, ent)
+], (anna, ben, ben_voice))
 g.refresh_equivalences()
 with open(out, "wb") as f:
     pickle.dump(g, f)
