@@ -2,8 +2,10 @@
 
 The question itself is searched first (and, when it asks about a position in time, "the last
 words", "right before ...", the agent goes there: ``m3mem.navigation.time_cue``). Then each round
-the chat model is shown everything found so far (clips in time order) and the earlier queries, and
-replies ``Action: [...]`` with a ``Content:`` line. The actions (M3-Agent's protocol, extended):
+the chat model is shown everything found so far (clips in the order they were found, so each
+round's prompt extends the last one's: the local model reuses its keys/values) and the earlier
+queries, and replies ``Action: [...]`` with a ``Content:`` line. The actions (M3-Agent's
+protocol, extended):
 
 - ``[Search]`` query: the retriever (clip-wise hybrid, or memory-wise for character-id and name
   queries); clips already shown are not shown again;
@@ -193,7 +195,7 @@ class Agent:
     @staticmethod
     def _messages(question: str, shown: dict[int, Evidence], asked: list[str], last: bool,
                   navigate: bool = True) -> list[dict]:
-        knowledge = {f"CLIP_{c}": [quote(m) for m in shown[c].memories] for c in sorted(shown)}
+        knowledge = {f"CLIP_{c}": [quote(m) for m in shown[c].memories] for c in shown}
         body = json.dumps(knowledge, ensure_ascii=False) if knowledge else "nothing yet"
         earlier = ", ".join(json.dumps(q, ensure_ascii=False) for q in asked) or "none"
         user = f"Searched knowledge: {body}\nEarlier searches: {earlier}\nQuestion: {question}"

@@ -45,6 +45,7 @@ class Usage:
     calls: int = 0
     seconds: float = 0.0
     prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
     completion_tokens: int = 0
 
 
@@ -118,12 +119,19 @@ def _text(content) -> str:
 
 class TransformersChat:
     """A local causal LM with a chat template, from a checkpoint folder or a ``.gguf`` file.
-    Greedy decoding by default; CUDA (float16) when present, else CPU (float32)."""
+    Greedy decoding by default; CUDA (float16) when present, else CPU (float32).
+
+    Prefix caching: the keys and values of the last few prompts are kept (``prefix_cache``
+    entries); a new prompt starting with the same tokens (the fixed system prompt and examples,
+    or the previous round of the same question plus what it found since) reuses them and only its
+    new tokens are computed. On a CPU the prompt is most of a turn's time."""
+
+    MIN_REUSE = 32  # tokens: a shorter common prefix is not worth a cache entry
 
     def __init__(self, path: str | Path, device: str | None = None, name: str | None = None,
-                 cache: Path | None = None):
+                 cache: Path | None = None, prefix_cache: int = 4):
         """``cache``: where a ``.gguf`` file is converted once into a plain folder (needed for
-        ``.gguf`` paths only)."""
+        ``.gguf`` paths only). ``prefix_cache``: prompts whose keys/values are kept (0: none)."""
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -153,6 +161,8 @@ class TransformersChat:
             raise ModelError(f"{path}: the tokenizer has no chat template")
         self.name = name or path.name
         self.usage = Usage()
+        self.prefix_cache = prefix_cache
+        self._kept: list[tuple[list[int], object]] = []  # (token ids, their cache), most recent last
 
     def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
                  prefix: str = "") -> str:
@@ -160,17 +170,44 @@ class TransformersChat:
         msgs = [{"role": m["role"], "content": _text(m["content"])} for m in messages]
         prompt = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + prefix
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        tokens = ids["input_ids"][0].tolist()
+        past, reused = self._reuse(tokens)
         sample = temperature > 0
         with self.torch.inference_mode():
             out = self.model.generate(**ids, max_new_tokens=max_tokens, do_sample=sample,
                                       temperature=temperature if sample else None, top_p=None, top_k=None,
+                                      past_key_values=past, return_dict_in_generate=True,
                                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        new = out[0, ids["input_ids"].shape[1]:]
+        seq = out.sequences[0]
+        if self.prefix_cache and out.past_key_values is not None:
+            self._kept.append((seq.tolist(), out.past_key_values))
+            del self._kept[:-self.prefix_cache]
+        new = seq[len(tokens):]
         self.usage.calls += 1
         self.usage.seconds += time.perf_counter() - t
-        self.usage.prompt_tokens += int(ids["input_ids"].shape[1])
+        self.usage.prompt_tokens += len(tokens)
+        self.usage.reused_tokens += reused
         self.usage.completion_tokens += int(new.shape[0])
         return (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
+
+    def _reuse(self, tokens: list[int]):
+        """The kept cache sharing the longest token prefix with ``tokens``, cut to that prefix
+        (and taken out of the kept list: generation extends it), or None; and its length."""
+        best, best_n = -1, 0
+        for i, (kept, cache) in enumerate(self._kept):
+            n = min(len(tokens) - 1, cache.get_seq_length())  # >= 1 token must be computed
+            same = 0
+            while same < n and kept[same] == tokens[same]:
+                same += 1
+            if same > best_n:
+                best, best_n = i, same
+        if best < 0 or best_n < self.MIN_REUSE:
+            return None, 0
+        _, cache = self._kept.pop(best)
+        extra = cache.get_seq_length() - best_n
+        if extra:
+            cache.crop(-extra)
+        return cache, best_n
 
 
 def offline_default(cache: Path, device: str | None = None) -> TransformersChat:

@@ -158,6 +158,26 @@ def test_local_transformers_checkpoint_runs_the_loop(memory, tmp_path):
     assert a.rounds[-1].action == "answer" and isinstance(a.answer, str) and a.answer  # random text, no crash
 
 
+
+def test_prefix_cache_reuses_shared_prompts_and_changes_no_answer(tmp_path):
+    """Rounds of one question extend the same prompt: their shared tokens come from the cache,
+    and greedy replies are the same as computing every prompt whole."""
+    from models.chat import TransformersChat
+
+    _tiny_qwen(tmp_path / "tiny")
+    system = {"role": "system", "content": "the answer is swordfish " * 20}
+    turns = [[system, {"role": "user", "content": "what is the password?"}],
+             [system, {"role": "user", "content": "what is the password? the answer"}],
+             [{"role": "user", "content": "swordfish"}],  # nothing shared: computed whole
+             [system, {"role": "user", "content": "what is the password? the answer is"}]]
+    whole = TransformersChat(tmp_path / "tiny", device="cpu", prefix_cache=0)
+    cached = TransformersChat(tmp_path / "tiny", device="cpu", prefix_cache=2)
+    for messages in turns:
+        assert cached.complete(messages, max_tokens=6) == whole.complete(messages, max_tokens=6)
+    assert whole.usage.reused_tokens == 0
+    assert cached.usage.prompt_tokens == whole.usage.prompt_tokens
+    assert cached.usage.reused_tokens > cached.usage.prompt_tokens // 2  # turns 2 and 4 reuse the system prompt
+
 @pytest.mark.slow
 def test_offline_default_answers_from_a_real_transcript(media, tmp_path, capsys):
     """Real perception, real memorizer, the packaged Qwen2.5 model; through the CLI with --json."""
