@@ -31,7 +31,7 @@ from bench.media import MEDIA
 def build_video(out: Path, minutes: float) -> float:
     """A video of at least ``minutes``; returns its length in seconds."""
     from bench.encode import LetterboxWriter
-    from bench.long_video import FPS, SIZE, _media, parts
+    from bench.long_video import FPS, SIZE, part_media, parts
 
     schedule = parts(MEDIA)
     orders = [lambda p: p, lambda p: p[::-1], lambda p: p[len(p) // 2:] + p[:len(p) // 2]]
@@ -39,7 +39,7 @@ def build_video(out: Path, minutes: float) -> float:
     with LetterboxWriter(out, SIZE, FPS) as writer:
         while total < minutes * 60:
             for part in orders[k % len(orders)](schedule):
-                _, total = writer.append(*_media(MEDIA, part, FPS))  # decoded again each round: flat RAM
+                _, total = writer.append(*part_media(MEDIA, part, FPS))  # decoded again each round: flat RAM
                 if total >= minutes * 60:
                     break
             k += 1

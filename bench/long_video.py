@@ -104,7 +104,7 @@ def _transcript(media: Path, source: str) -> str:
     return ""
 
 
-def _media(media: Path, part: Part, fps: int) -> tuple[list[np.ndarray], np.ndarray]:
+def part_media(media: Path, part: Part, fps: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames at ``fps`` and 16 kHz mono audio of one part (black frames for audio-only parts)."""
     from preprocessing.video import DecodeOptions, iter_clips
 
@@ -130,7 +130,7 @@ def build(out: Path, media: Path = MEDIA, fps: int = FPS) -> list[Placed]:
     placed: list[Placed] = []
     with LetterboxWriter(out, SIZE, fps) as writer:
         for part in parts(media):
-            start, end = writer.append(*_media(media, part, fps))
+            start, end = writer.append(*part_media(media, part, fps))
             placed.append(Placed(part.source, list(part.faces), list(part.voices), part.scored, round(start, 3),
                                  round(end, 3), _transcript(media, part.source) if part.source else ""))
     return placed

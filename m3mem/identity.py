@@ -2,7 +2,8 @@
 
 A cluster is scored against a node by the mean cosine between the cluster's centroid and the
 node's identity embeddings; each node takes at most one cluster per clip (greedy, best first), and
-a cluster almost as close to a second node is not matched (it is ambiguous, so it starts a node).
+a cluster almost as close to a second node of another person is not matched (it is ambiguous, so
+it starts a node).
 
 Voices also use what the faces show: a voice heard while one face is alone on screen, when that
 face's node already belongs to a character with a voice, joins that voice at a lower score than
@@ -24,7 +25,7 @@ from m3mem.graph import MemoryGraph
 class IdentityOptions:
     face_threshold: float = 0.925  # dlib 128-d cosine; see README "Identity" for the calibration
     voice_threshold: float = 0.75  # resemblyzer 256-d: same speaker ~0.8-0.95, different ~0.55-0.7
-    ambiguity: float = 0.005  # a best score within this of the second best node's is not a match
+    ambiguity: float = 0.005  # a best score within this of a rival node's is not a match
     av_voice_threshold: float = 0.55  # a voice joins the voice of the face alone on screen at this score
     av_seconds: float = 1.0  # ...when it speaks at least this long while that face is alone on screen
     av_share: float = 0.5  # ...and that is at least this share of its speech in the clip
@@ -54,18 +55,34 @@ def match(graph: MemoryGraph, kind: str, clusters: list[np.ndarray], threshold: 
 
     ``method``: ``mean`` scores a node by the mean cosine of its embeddings with the cluster's
     centroid; ``centroid`` by the cosine of the two centroids. A best score less than
-    ``ambiguity`` above the cluster's second best is not a match."""
+    ``ambiguity`` above a rival node's is not a match. A rival is a node that is not itself a match
+    for the best one: two nodes of one person (split earlier) are no reason for doubt, and starting
+    a third node for them would make every later cluster of that person more ambiguous still."""
     nodes, s = scores(graph, kind, clusters, method)
     out: list[int | None] = [None] * len(clusters)
     if not nodes:
         return out
-    second = np.sort(s, 1)[:, -2] if len(nodes) > 1 else np.full(len(clusters), -np.inf)
+    embeddings = [graph.entities[n].embeddings for n in nodes]
+    same: dict[tuple[int, int], bool] = {}
+
+    def alike(a: int, b: int) -> bool:
+        if (a, b) not in same:
+            same[a, b] = same[b, a] = min(float((embeddings[a] @ centroid(embeddings[b])).mean()),
+                                          float((embeddings[b] @ centroid(embeddings[a])).mean())) >= threshold
+        return same[a, b]
+
+    def clear(ci: int, ni: int) -> bool:
+        if ambiguity <= 0:
+            return True
+        close = np.flatnonzero(s[ci] > s[ci, ni] - ambiguity)
+        return all(nj == ni or alike(ni, int(nj)) for nj in close)
+
     taken: set[int] = set()
     for flat in np.argsort(-s, axis=None):
         ci, ni = divmod(int(flat), len(nodes))
         if s[ci, ni] < threshold:
             break
-        if out[ci] is None and ni not in taken and s[ci, ni] - second[ci] >= ambiguity:
+        if out[ci] is None and ni not in taken and clear(ci, ni):
             out[ci] = nodes[ni]
             taken.add(ni)
     return out
