@@ -65,6 +65,7 @@ class ClipHit:
     end: float  # seconds
     score: float
     memories: list[str]  # translated to <character_N>
+    nodes: list[int] = field(default_factory=list)  # the text node of each memory
 
 
 @dataclass
@@ -259,9 +260,8 @@ class Retriever:
     def _hit(self, clip: int, score: float) -> ClipHit:
         start, end = self.graph.clips[clip]
         # equivalence lines read "<character_1>, <character_1>" once translated: not shown
-        texts = [self.graph.translated_text(n) for n in self.graph.clip_texts[clip]
-                 if not self.graph.is_equivalence_node(n)]
-        return ClipHit(clip, start, end, score, texts)
+        nodes = [n for n in self.graph.clip_texts[clip] if not self.graph.is_equivalence_node(n)]
+        return ClipHit(clip, start, end, score, [self.graph.translated_text(n) for n in nodes], nodes)
 
 
 def _without_mentions(query: str) -> str:

@@ -260,3 +260,32 @@ def test_m3_agent_protocol_only_when_navigation_is_off(memory):
     a = Agent(memory, chat, AgentOptions(rounds=2, navigation=False)).ask("What are the last words?")
     assert [r.action for r in a.rounds] == ["search", "search", "answer"]  # [Last] read as malformed
     assert "[Person]" not in chat.calls[0][0][0]["content"]
+
+
+def test_a_long_clip_shows_the_model_its_lines_closest_to_the_question(tmp_path):
+    """Of a clip with 12 memories the model sees the 5 closest to the question (the offline text
+    embedder), in time order; the user's evidence keeps them all; ``lines_per_clip=0`` shows all."""
+    from m3mem import build
+    from m3mem.config import Settings
+
+    talk = [f"the {w} is on the table" for w in ("cup", "plate", "lamp", "book", "phone", "key")]
+    talk += ["the password for the safe is swordfish"]
+    talk += [f"the {w} is in the garden" for w in ("dog", "cat", "bike", "ball", "chair")]
+    with Memory.open(tmp_path / "m.m3mem", build.text_embedder(Settings()), create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            v = w.add_entity("voice", unit(np.random.default_rng(0), 8))
+            for line in talk:
+                w.add_text("episodic", f'<voice_{v}> says: "{line}"')
+
+        def shown(options: AgentOptions) -> tuple[list[str], list[str]]:
+            chat = ScriptedChat(["Action: [Answer]\nContent: swordfish"])
+            answer = Agent(mem, chat, options).ask("What is the password for the safe?")
+            knowledge = json.loads(chat.calls[0][0][-1]["content"].split("\n")[0].removeprefix("Searched knowledge: "))
+            return knowledge["CLIP_0"], answer.evidence[0].memories
+
+        lines, evidence = shown(AgentOptions())
+        assert len(lines) == 5 and any("swordfish" in x for x in lines)
+        assert [talk.index(x.split('"')[1]) for x in lines] == sorted(talk.index(x.split('"')[1]) for x in lines)
+        assert len(evidence) == 12
+        lines, _ = shown(AgentOptions(lines_per_clip=0))
+        assert len(lines) == 12
