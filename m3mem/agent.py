@@ -34,7 +34,7 @@ import numpy as np
 
 from m3mem import navigation
 from m3mem.memory import Memory
-from m3mem.quoting import quote, support
+from m3mem.quoting import content_words, quote, support
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
 from models.mentions import MENTION_RE
@@ -74,6 +74,8 @@ EXAMPLES = [
      "Action: [Answer]\nContent: In the blue drawer."),
 ]
 ANSWER_PREFIX = "Action: [Answer]\nContent:"
+ECHO = ("That only repeats words of the question. Answer again with the words of the knowledge that "
+        "answer it, or say it is not known.")
 
 ACTION_RE = re.compile(r"\[?\s*(" + "|".join(navigation.ACTIONS) + r")\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
@@ -121,6 +123,7 @@ class AgentOptions:
     search_question_first: bool = True  # search the question itself before the first turn
     navigation: bool = True  # offer [Person]/[Before]/[After]/[First]/[Last] and follow time cues
     lines_per_clip: int = 5  # each clip shows the model its memories closest to the question (0: all)
+    retry_echo: bool = True  # an answer made only of the question's words is asked for once more
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -176,6 +179,16 @@ class Agent:
                 rnd.reply += "\n" + reply
                 rnd.note = "repeated query: answer asked for" if repeated else ""
                 action, content = parse_action(reply)
+            if o.retry_echo and action == "answer" and echoes(content, question):
+                # an "answer" made of the question's own words: asked once more, told so
+                again = self.chat.complete(messages + [{"role": "assistant", "content": reply},
+                                                       {"role": "user", "content": ECHO}],
+                                           max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                rnd.reply += "\n" + again
+                rnd.note = "answer repeated the question: asked again"
+                retry, retried = parse_action(again)
+                if retry == "answer" and retried and not echoes(retried, question):
+                    content = retried
             rnd.model_seconds = time.perf_counter() - t
             if action == "answer" and content or last:
                 rnd.action, rnd.content, answer = "answer", content, content
@@ -304,6 +317,11 @@ class _Session:
             self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories, h.nodes)
         rnd.clips = [h.clip for h in hits]
         rnd.retrieval_seconds = time.perf_counter() - t
+
+
+def echoes(answer: str, question: str) -> bool:
+    """The answer has content words and all of them are the question's (it says nothing new)."""
+    return bool(content_words(answer)) and support(answer, [question]) == 1.0
 
 
 def _overlap(answer: str, memories: list[str]) -> int:

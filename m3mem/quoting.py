@@ -47,9 +47,13 @@ _STOP = set("a an the of to in on at for and or is are was were be it its this t
             "he she they i you we his her their them what who when where which how".split())
 
 
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
 def support(answer: str, evidence: list[str]) -> float:
     """Share of the answer's content words that occur in the evidence it was given (0..1)."""
-    words = [w for w in _WORD.findall(answer.lower()) if w not in _STOP]
+    words = content_words(answer)
     if not words:
         return 1.0
     seen = set(_WORD.findall(" ".join(evidence).lower()))

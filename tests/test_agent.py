@@ -289,3 +289,17 @@ def test_a_long_clip_shows_the_model_its_lines_closest_to_the_question(tmp_path)
         assert len(evidence) == 12
         lines, _ = shown(AgentOptions(lines_per_clip=0))
         assert len(lines) == 12
+
+
+def test_an_answer_that_only_repeats_the_question_is_asked_for_again(memory):
+    """"What is the password?" -> "The password." says nothing: the model is told so once, and
+    its second answer is taken; an answer with words of its own is taken at once."""
+    chat = ScriptedChat(["Action: [Answer]\nContent: The password.", "Action: [Answer]\nContent: swordfish"])
+    a = Agent(memory, chat).ask("What is the password?")
+    assert a.answer == "swordfish" and len(chat.calls) == 2
+    assert chat.calls[1][0][-1]["content"].startswith("That only repeats words of the question")
+    assert chat.calls[1][0][-2] == {"role": "assistant", "content": "Action: [Answer]\nContent: The password."}
+    chat = ScriptedChat(["Action: [Answer]\nContent: It is swordfish."])
+    assert Agent(memory, chat).ask("What is the password?").answer == "It is swordfish." and len(chat.calls) == 1
+    chat = ScriptedChat(["Action: [Answer]\nContent: The password."])
+    assert Agent(memory, chat, AgentOptions(retry_echo=False)).ask("What is the password?").answer == "The password."
