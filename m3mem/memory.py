@@ -75,8 +75,12 @@ class Memory:
         ids = sorted(self.graph.texts)
         if ids:
             nodes = [self.graph.texts[i] for i in ids]
-            self.index.add(np.array(ids), np.array([n.clip for n in nodes]),
-                           np.stack([n.embedding for n in nodes]))
+            loaded, self.store.loaded_vectors = getattr(self.store, "loaded_vectors", None), None
+            if loaded is not None and np.array_equal(loaded[0], ids):
+                vectors = loaded[1]  # the matrix the nodes' embeddings are rows of, as loaded
+            else:
+                vectors = np.stack([n.embedding for n in nodes])
+            self.index.add(np.array(ids), np.array([n.clip for n in nodes]), vectors)
 
     # --------------------------------------------------------------- writing
     def completed_clips(self) -> set[int]:

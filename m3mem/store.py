@@ -6,6 +6,7 @@ No pickle: embeddings are raw little-endian float32 blobs, everything else is pl
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import socket
@@ -75,6 +76,7 @@ class Store:
         self._lock: WriterLock | None = None
         self._fts = False  # set by _check: the memory has its lexical index
         self._read_lock = threading.Lock()  # one connection, queried from evaluation threads
+        self.loaded_vectors: tuple[np.ndarray, np.ndarray] | None = None  # (text ids, embeddings) of the last load
 
     @classmethod
     def open(cls, path: str | Path, create: bool = False, readonly: bool = False) -> "Store":
@@ -174,6 +176,8 @@ class Store:
     def load(self, config: GraphConfig | None = None) -> MemoryGraph:
         """Rebuild the graph exactly as it was committed, from one snapshot (a read transaction,
         so a writer committing meanwhile is either wholly seen or not at all)."""
+        collecting = gc.isenabled()
+        gc.disable()  # hundreds of thousands of new nodes, no cycles: collection passes only cost
         try:
             self.conn.execute("BEGIN")
             try:
@@ -182,6 +186,9 @@ class Store:
                 self.conn.execute("COMMIT")
         except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as e:
             raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({type(e).__name__}: {e})") from e
+        finally:
+            if collecting:
+                gc.enable()
 
     def _load(self, config: GraphConfig | None) -> MemoryGraph:
         dims = json.loads(self.get_meta("dims") or "{}")
@@ -197,12 +204,15 @@ class Store:
                 "SELECT id, kind, birth, dim, embeddings FROM entities ORDER BY id"):
             emb = np.frombuffer(blob, "<f4").reshape(-1, dim).astype(np.float32)
             graph.restore_entity(EntityNode(nid, kind, birth, emb, contents.get(nid, [])))
-        for nid, kind, clip, text, ents, blob in self.conn.execute(
-                "SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id"):
+        rows = self.conn.execute("SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id").fetchall()
+        # one matrix for all text embeddings (each node holds a row of it; the index takes it whole)
+        vectors = np.frombuffer(b"".join(r[5] for r in rows), "<f4").astype(np.float32).reshape(
+            len(rows), -1 if rows else dims.get("text", 0))
+        for (nid, kind, clip, text, ents, _), emb in zip(rows, vectors):
             start, end = graph.clips[clip]
-            emb = np.frombuffer(blob, "<f4").astype(np.float32)
             graph.restore_text(TextNode(nid, kind, text, clip, start, end, emb,
                                         tuple(map(int, ents.split(","))) if ents else ()))
+        self.loaded_vectors = (np.array([r[0] for r in rows], np.int64), vectors)
         for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
             graph.restore_edge(text, entity, weight)
         if self._has_table("facts"):

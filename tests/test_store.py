@@ -181,3 +181,37 @@ def test_no_pickle_in_the_file(tmp_path, embedder):
     assert tables == {"meta", "clips", "entities", "entity_contents", "texts", "edges", "characters", "facts",
                       "texts_fts", "texts_fts_data", "texts_fts_idx", "texts_fts_docsize", "texts_fts_config"}
     assert dict(conn.execute("SELECT entity, character FROM characters")) == {0: 0, 11: 1}
+
+
+def test_loading_shares_one_embedding_matrix_and_leaves_garbage_collection_as_it_was(tmp_path):
+    """Opening reads all text embeddings as one matrix (nodes hold its rows, the index takes it
+    whole) with the cyclic collector paused; it is running again afterwards, also when the file
+    turns out damaged, and stays off for a caller who had turned it off."""
+    import gc
+
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        for c in range(3):
+            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+                w.add_text("episodic", f"line {c} about the garden")
+                w.add_text("episodic", f"line {c} about the kitchen")
+        written = {i: n.embedding.copy() for i, n in mem.graph.texts.items()}
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), readonly=True) as mem:
+        assert gc.isenabled()
+        rows = [mem.graph.texts[i].embedding for i in sorted(written)]
+        assert all(np.array_equal(r, written[i]) for r, i in zip(rows, sorted(written)))
+        assert len({id(r.base) for r in rows}) == 1  # one matrix
+        assert mem.retriever().search("garden").clips
+    conn = sqlite3.connect(tmp_path / "m.m3mem")
+    conn.execute("UPDATE texts SET embedding = x'00' WHERE id = (SELECT min(id) FROM texts)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(MemoryFileError, match="damaged"):
+        Memory.open(tmp_path / "m.m3mem", readonly=True)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Memory.open(tmp_path / "m.m3mem.2", HashEmbedder(), create=True).close()
+        Memory.open(tmp_path / "m.m3mem.2", readonly=True).close()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
