@@ -206,6 +206,8 @@ class Store:
             graph.restore_entity(EntityNode(nid, kind, birth, emb, contents.get(nid, [])))
         rows = self.conn.execute("SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id").fetchall()
         # one matrix for all text embeddings (each node holds a row of it; the index takes it whole)
+        if len({len(r[5]) for r in rows}) > 1:
+            raise ValueError("text embeddings of different lengths")
         vectors = np.frombuffer(b"".join(r[5] for r in rows), "<f4").astype(np.float32).reshape(
             len(rows), -1 if rows else dims.get("text", 0))
         for (nid, kind, clip, text, ents, _), emb in zip(rows, vectors):

@@ -202,7 +202,7 @@ def test_loading_shares_one_embedding_matrix_and_leaves_garbage_collection_as_it
         assert len({id(r.base) for r in rows}) == 1  # one matrix
         assert mem.retriever().search("garden").clips
     conn = sqlite3.connect(tmp_path / "m.m3mem")
-    conn.execute("UPDATE texts SET embedding = x'00' WHERE id = (SELECT min(id) FROM texts)")
+    conn.execute("UPDATE texts SET embedding = x'00000000' WHERE id = (SELECT min(id) FROM texts)")
     conn.commit()
     conn.close()
     with pytest.raises(MemoryFileError, match="damaged"):
