@@ -152,16 +152,17 @@ class Agent:
     def ask(self, question: str, before_clip: int | None = None) -> Answer:
         o, t0 = self.options, time.perf_counter()
         s = _Session(self.memory, o, before_clip)
+        q = self.memory.embed_query(question) if self.memory.embedder is not None else None
         if o.search_question_first:
             s.rounds.append(Round("search", question, "", note="the question itself, before the first turn"))
-            ranked = s.search(s.rounds[-1], question)
+            ranked = s.search(s.rounds[-1], question, q)
             cue = navigation.time_cue(question) if o.navigation else None
             if cue:
                 anchor = f"CLIP_{ranked[0]}" if ranked else ""
                 s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))
                 s.navigate(s.rounds[-1], cue, anchor, question)
         answer = ""
-        closest = self._closest(question)
+        closest = self._closest(q)
         for r in range(o.rounds):
             last = r == o.rounds - 1
             messages = self._messages(question, {c: closest(e) for c, e in s.shown.items()}, s.asked, last,
@@ -212,16 +213,16 @@ class Agent:
                        "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
 
-    def _closest(self, question: str) -> Callable[[Evidence], Evidence]:
-        """A function showing a clip's ``lines_per_clip`` memories closest to the question (cosine of
-        the stored embeddings), in time order. A long clip's other lines (who is on screen when,
-        other speakers' words) distract a small model: with the echo retry, 16/47 right on the long
-        QA set and 8/13 on the episode, against 12/47 and 9/13 with every line (README). The choice
-        is fixed per clip, so each round's prompt still extends the last one's."""
+    def _closest(self, q: np.ndarray | None) -> Callable[[Evidence], Evidence]:
+        """A function showing a clip's ``lines_per_clip`` memories closest to the question
+        (cosine of its embedding ``q`` with the stored ones), in time order. A long clip's other
+        lines (who is on screen when, other speakers' words) distract a small model: with the echo
+        retry, 16/47 right on the long QA set and 8/13 on the episode, against 12/47 and 9/13 with
+        every line (README). The choice is fixed per clip, so each round's prompt still extends
+        the last one's."""
         k, graph = self.options.lines_per_clip, self.memory.graph
-        if k <= 0 or self.memory.embedder is None:
+        if k <= 0 or q is None:
             return lambda e: e
-        q = self.memory.embed_query(question)
 
         def closest(e: Evidence) -> Evidence:
             if len(e.memories) <= k or len(e.nodes) != len(e.memories):
@@ -273,8 +274,9 @@ class _Session:
         self.asked: list[str] = []  # distinct queries, as shown to the model
         self.seen: set[str] = set()  # the same, normalised
 
-    def search(self, rnd: Round, query: str) -> list[int]:
-        """Run a search; returns the clips it found in rank order."""
+    def search(self, rnd: Round, query: str, embedding: np.ndarray | None = None) -> list[int]:
+        """Run a search (``embedding``: the query's, when already made); returns the clips it
+        found in rank order."""
         if _norm(query) in self.seen:
             rnd.note = (rnd.note + "; " if rnd.note else "") + "repeated query: further clips"
         else:
@@ -283,7 +285,7 @@ class _Session:
         rnd.content = query
         t = time.perf_counter()
         result = self.retriever.search(query, replace(self.o.search, before_clip=self.before,
-                                                      exclude_clips=frozenset(self.shown)))
+                                                      exclude_clips=frozenset(self.shown)), embedding)
         rnd.retrieval_seconds = time.perf_counter() - t
         for h in result.clips:
             self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories, h.nodes)

@@ -75,7 +75,7 @@ class Memory:
         ids = sorted(self.graph.texts)
         if ids:
             nodes = [self.graph.texts[i] for i in ids]
-            loaded, self.store.loaded_vectors = getattr(self.store, "loaded_vectors", None), None
+            loaded, self.store.loaded_vectors = self.store.loaded_vectors, None
             if loaded is not None and np.array_equal(loaded[0], ids):
                 vectors = loaded[1]  # the matrix the nodes' embeddings are rows of, as loaded
             else:
