@@ -86,6 +86,8 @@ def _log_placement(models: "PerceptionModels", device: str) -> None:
         where = "cpu" if name in cpu_only else getattr(part, "device", device)
         if device.startswith("cuda") and name in cpu_only:
             log.warning("%s runs on the CPU although %s was asked for", cpu_only[name], device)
+        elif device.startswith("cuda") and getattr(part, "cpu_reason", ""):
+            log.warning("%s runs on the CPU although %s was asked for: %s", name, device, part.cpu_reason)
         else:
             log.info("%s on %s", name, where)
 

@@ -125,12 +125,25 @@ class FasterWhisperASR:
             raise ImportError(f"ASR needs faster-whisper: {PERCEPTION}") from e
         path = Path(model) if Path(model).is_dir() else packaged_whisper(str(model), cache)
         dev = pick_device(device)
-        kind = "cuda" if dev.startswith("cuda") else "cpu"
-        self.model = WhisperModel(str(path), device=kind, compute_type="float16" if kind == "cuda" else "int8",
-                                  local_files_only=True)
         self.name = path.name
         self.language = language or ("en" if str(model).endswith(".en") else None)
         self.beam_size = beam_size
+        self.device, self.cpu_reason = "cpu", ""
+        if dev.startswith("cuda"):
+            index = int(dev.split(":")[1]) if ":" in dev else 0
+            self.model = WhisperModel(str(path), device="cuda", device_index=index, compute_type="float16",
+                                      local_files_only=True)
+            try:  # CTranslate2 loads cuBLAS / cuDNN at the first encode: find out now, not mid-video
+                self.transcribe(np.zeros(16000, np.float32))
+                self.device = dev
+            except RuntimeError as e:
+                if "cannot be loaded" not in str(e) and "not found" not in str(e):
+                    raise
+                # e.g. CTranslate2 built for CUDA 12 on a machine with CUDA 13 only: said by the
+                # caller as a warning (m3mem.build), the transcripts are the same on the CPU
+                self.cpu_reason = f"CTranslate2 cannot use CUDA here: {e}"
+        if self.device == "cpu":
+            self.model = WhisperModel(str(path), device="cpu", compute_type="int8", local_files_only=True)
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         segments, _ = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,

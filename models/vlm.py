@@ -166,9 +166,13 @@ class TransformersMemorizer:
 
     def memorize(self, ctx: ClipContext) -> Memories:
         dtype = self.model.dtype  # images in the model's precision (bfloat16 / float16 on CUDA)
-        inputs = {k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
-                  for k, v in self._inputs(clip_messages(ctx)).items()}
         where = f"{ctx.perception.video} clip {ctx.perception.clip}"
+        try:
+            raw = self._inputs(clip_messages(ctx))
+        except OSError as e:  # PIL's UnidentifiedImageError: a keyframe or face crop that is no image
+            raise MemorizerError(f"{where}: an image of the clip cannot be read: {e}") from e
+        inputs = {k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
+                  for k, v in raw.items()}
         for attempt in range(self.reask + 1):
             with self.torch.inference_mode():
                 out = self.model.generate(**inputs, max_new_tokens=self.max_tokens, do_sample=attempt > 0,

@@ -27,6 +27,34 @@ def test_cuda_asked_for_without_one_is_an_error(tmp_path, capsys):
     assert "no CUDA device" in capsys.readouterr().err
 
 
+def test_asr_that_cannot_load_cuda_libraries_runs_on_the_cpu_and_says_why(monkeypatch, media, caplog):
+    faster_whisper = pytest.importorskip("faster_whisper")
+    import models.audio as audio
+    from m3mem.build import _log_placement
+
+    real = faster_whisper.WhisperModel
+
+    class NoCublas(real):  # CTranslate2 built for CUDA 12 on a machine with CUDA 13 only
+        def __init__(self, path, device="cpu", device_index=0, **kw):
+            self.cuda = device == "cuda"
+            super().__init__(path, device="cpu", compute_type="int8", local_files_only=True)
+
+        def transcribe(self, audio, **kw):
+            if self.cuda:
+                raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+            return super().transcribe(audio, **kw)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", NoCublas)
+    monkeypatch.setattr(audio, "pick_device", lambda d: d)
+    asr = audio.FasterWhisperASR("tiny.en", device="cuda")
+    assert asr.device == "cpu" and "libcublas.so.12" in asr.cpu_reason
+    assert "negotiations" in " ".join(s.text for s in asr.transcribe(_speech(media))).lower()
+    models = type("M", (), {"faces": None, "speakers": None, "asr": asr, "vad": None, "ocr": None})()
+    with caplog.at_level("WARNING"):
+        _log_placement(models, "cuda")
+    assert "FasterWhisperASR runs on the CPU although cuda was asked for" in caplog.text
+
+
 # ------------------------------------------------------------------ on a GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA device (torch sees none)")
@@ -55,6 +83,8 @@ def test_speaker_embeddings_and_asr_on_cuda(media):
     gpu, cpu = ResemblyzerEncoder(device="cuda").embed(windows), ResemblyzerEncoder(device="cpu").embed(windows)
     assert np.all(np.sum(gpu * cpu, axis=1) > 0.99)
     asr = FasterWhisperASR("tiny.en", device="cuda")  # CTranslate2 float16
+    # on CUDA, or on the CPU saying why (CTranslate2's wheels need CUDA 12's cuBLAS)
+    assert asr.device == "cuda" or "libcublas" in asr.cpu_reason, asr.cpu_reason
     text = " ".join(s.text for s in asr.transcribe(audio)).lower()
     assert "negotiations" in text
 
@@ -85,13 +115,18 @@ def test_tiny_memorizers_in_bfloat16_on_cuda(kind, tmp_path):
     from models.vlm import TransformersMemorizer
     from tests.test_memorizer import _ctx, _tiny_qwen_omni_thinker, _tiny_qwen_vl
 
+    from preprocessing.faces import jpeg
+
     (_tiny_qwen_vl if kind == "qwen2.5-vl" else _tiny_qwen_omni_thinker)(tmp_path / "m")
     m = TransformersMemorizer(str(tmp_path / "m"), device="cuda", max_tokens=8, max_pixels=56 * 56 * 4)
     assert m.model.dtype == torch.bfloat16 and next(m.model.parameters()).is_cuda
+    ctx = _ctx()
+    frame = jpeg(np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8))
+    ctx.perception.keyframes, ctx.perception.faces[0].crops = [frame], [frame]
     try:
-        m.memorize(_ctx())  # random weights: parsed memories or a clear failure naming the clip
+        m.memorize(ctx)  # random weights: parsed memories or a clear failure naming the clip
     except MemorizerError as e:
-        assert "clip 0" in str(e)
+        assert "clip 0" in str(e) and "cannot be read" not in str(e)
 
 
 @pytest.mark.gpu

@@ -239,3 +239,13 @@ def clip_messages_for(ctx):
     from models.vlm import clip_messages
 
     return clip_messages(ctx)
+
+
+def test_local_memorizer_given_an_unreadable_keyframe_names_the_clip(tmp_path):
+    from models.vlm import TransformersMemorizer
+
+    _tiny_qwen_vl(tmp_path / "vl")
+    m = TransformersMemorizer(str(tmp_path / "vl"), device="cpu", max_tokens=8, max_pixels=56 * 56 * 4)
+    ctx = _ctx()  # its keyframe is b"\xff\xd8frame": a JPEG marker and no image
+    with pytest.raises(MemorizerError, match="v.mp4 clip 0: an image of the clip cannot be read"):
+        m.memorize(ctx)
