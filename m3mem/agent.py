@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from m3mem import navigation
+from m3mem import navigation, quoting
 from m3mem.memory import Memory
 from m3mem.quoting import content_words, quote, support
 from m3mem.retrieval import SearchOptions
@@ -74,7 +74,10 @@ EXAMPLES = [
      "Question: Where did the woman leave her keys?",
      "Action: [Answer]\nContent: In the blue drawer."),
 ]
+EXAMPLE_TEXT = [text for turn in EXAMPLES for text in turn]
 ANSWER_PREFIX = "Action: [Answer]\nContent:"
+COPIED = ("That answer comes from the worked examples, not from this video's knowledge. Answer again with "
+          "the words of the knowledge that answer it, or say it is not known.")
 ECHO = ("That only repeats words of the question. Answer again with the words of the knowledge that "
         "answer it, or say it is not known.")
 
@@ -84,7 +87,7 @@ CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
 @dataclass
 class Round:
-    action: str  # "search" | "answer"
+    action: str  # "search", "answer", a navigation action, or "quote" (the question's quoted words)
     content: str  # the query or the answer
     reply: str  # the model's raw reply
     clips: list[int] = field(default_factory=list)  # clips this search showed
@@ -100,6 +103,7 @@ class Evidence:
     end: float
     memories: list[str]
     nodes: list[int] = field(default_factory=list)  # the text node of each memory, when known
+    pinned: list[int] = field(default_factory=list)  # nodes always shown to the model (quoted words)
 
 
 @dataclass
@@ -157,6 +161,8 @@ class Agent:
             s.rounds.append(Round("search", question, "", note="the question itself, before the first turn"))
             ranked = s.search(s.rounds[-1], question, q)
             cue = navigation.time_cue(question) if o.navigation else None
+            if o.navigation and self._quotes(s, question, cue):
+                cue = None  # the lines just before / after the quoted words are shown already
             if cue:
                 anchor = f"CLIP_{ranked[0]}" if ranked else ""
                 s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))
@@ -166,7 +172,7 @@ class Agent:
         for r in range(o.rounds):
             last = r == o.rounds - 1
             messages = self._messages(question, {c: closest(e) for c, e in s.shown.items()}, s.asked, last,
-                                      o.navigation)
+                                      o.navigation, s.notes)
             t = time.perf_counter()
             reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX if last else "")
             rnd = Round("search", "", reply)
@@ -181,15 +187,18 @@ class Agent:
                 rnd.reply += "\n" + reply
                 rnd.note = "repeated query: answer asked for" if repeated else ""
                 action, content = parse_action(reply)
-            if o.retry_echo and action == "answer" and echoes(content, question):
-                # an "answer" made of the question's own words: asked once more, told so
+            fault = self._fault(content, question, messages[-1]["content"]) if action == "answer" else None
+            if o.retry_echo and fault:
+                # an "answer" made of the question's own words, or copied from the worked examples:
+                # asked once more, told so
                 again = self.chat.complete(messages + [{"role": "assistant", "content": reply},
-                                                       {"role": "user", "content": ECHO}],
+                                                       {"role": "user", "content": fault}],
                                            max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
                 rnd.reply += "\n" + again
-                rnd.note = "answer repeated the question: asked again"
+                rnd.note = ("answer repeated the question" if fault == ECHO else "answer copied an example") + \
+                    ": asked again"
                 retry, retried = parse_action(again)
-                if retry == "answer" and retried and not echoes(retried, question):
+                if retry == "answer" and retried and not self._fault(retried, question, messages[-1]["content"]):
                     content = retried
             rnd.model_seconds = time.perf_counter() - t
             if action == "answer" and content or last:
@@ -213,6 +222,37 @@ class Agent:
                        "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
 
+    @staticmethod
+    def _fault(answer: str, question: str, shown: str) -> str | None:
+        """ECHO when the answer only repeats the question's words; COPIED when its words are all
+        in the worked examples and not all in the knowledge shown (a small model answering the
+        example's question); else None."""
+        if echoes(answer, question):
+            return ECHO
+        if content_words(answer) and support(answer, EXAMPLE_TEXT) == 1.0 and support(answer, [shown]) < 1.0:
+            return COPIED
+        return None
+
+    def _quotes(self, s: "_Session", question: str, cue: str | None) -> bool:
+        """Find the memories holding the words the question quotes and keep them in view (with
+        ``cue`` "before" / "after": also the line said just before / after them); True when such
+        a neighbouring line was found."""
+        g, step = self.memory.graph, cue if cue in ("before", "after") else None
+        pins, stepped = [], False
+        for span in quoting.quoted_spans(question):
+            node = navigation.quoted_line(g, span, s.before, self.memory.lexical)
+            if node is None:
+                continue
+            pins.append(node)
+            near = navigation.adjacent_line(g, node, step, s.before) if step else None
+            if near is not None:
+                pins.append(near)
+                s.notes[f'Said just {step} "{span}"'] = [quoting.quote(g.texts[near].text)]
+                stepped = True
+        if pins:
+            s.pin(pins, "[Quote] " + " / ".join(quoting.quoted_spans(question)))
+        return stepped
+
     def _closest(self, q: np.ndarray | None) -> Callable[[Evidence], Evidence]:
         """A function showing a clip's ``lines_per_clip`` memories closest to the question
         (cosine of its embedding ``q`` with the stored ones), in time order. A long clip's other
@@ -228,15 +268,16 @@ class Agent:
             if len(e.memories) <= k or len(e.nodes) != len(e.memories):
                 return e
             sims = np.stack([graph.texts[n].embedding for n in e.nodes]) @ q
-            keep = sorted(np.argsort(-sims, kind="stable")[:k])
+            keep = sorted(set(np.argsort(-sims, kind="stable")[:k].tolist())
+                          | {i for i, n in enumerate(e.nodes) if n in e.pinned})
             return Evidence(e.clip, e.start, e.end, [e.memories[i] for i in keep], [e.nodes[i] for i in keep])
 
         return closest
 
     @staticmethod
     def _messages(question: str, shown: dict[int, Evidence], asked: list[str], last: bool,
-                  navigate: bool = True) -> list[dict]:
-        knowledge = {f"CLIP_{c}": [quote(m) for m in shown[c].memories] for c in shown}
+                  navigate: bool = True, notes: dict[str, list[str]] | None = None) -> list[dict]:
+        knowledge = {**(notes or {}), **{f"CLIP_{c}": [quote(m) for m in shown[c].memories] for c in shown}}
         body = json.dumps(knowledge, ensure_ascii=False) if knowledge else "nothing yet"
         earlier = ", ".join(json.dumps(q, ensure_ascii=False) for q in asked) or "none"
         user = f"Searched knowledge: {body}\nEarlier searches: {earlier}\nQuestion: {question}"
@@ -273,6 +314,7 @@ class _Session:
         self.shown: dict[int, Evidence] = {}
         self.asked: list[str] = []  # distinct queries, as shown to the model
         self.seen: set[str] = set()  # the same, normalised
+        self.notes: dict[str, list[str]] = {}  # knowledge shown before the clips ("Said just before ...")
 
     def search(self, rnd: Round, query: str, embedding: np.ndarray | None = None) -> list[int]:
         """Run a search (``embedding``: the query's, when already made); returns the clips it
@@ -296,6 +338,27 @@ class _Session:
                 ev.nodes.append(m.node_id)
         rnd.clips = sorted({h.clip for h in result.clips} | {m.clip for m in result.memories})
         return result.ranked or rnd.clips
+
+    def pin(self, nodes: list[int], label: str) -> None:
+        """Show the clips of ``nodes`` (text node ids), those lines always among the clip's lines."""
+        g = self.memory.graph
+        missing = sorted({g.texts[n].clip for n in nodes} - set(self.shown))
+        t = time.perf_counter()
+        hits = self.retriever.clips_by_index(label, missing, replace(self.o.search, before_clip=self.before)).clips
+        for h in hits:
+            self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories, h.nodes)
+        for n in nodes:
+            ev = self.shown.get(g.texts[n].clip)
+            if ev is None:
+                continue
+            if n not in ev.nodes and len(ev.nodes) == len(ev.memories):  # a memory-wise hit shows some lines
+                pairs = sorted([*zip(ev.nodes, ev.memories), (n, g.texts[n].text)])
+                ev.nodes, ev.memories = [p[0] for p in pairs], [p[1] for p in pairs]
+            if n in ev.nodes and n not in ev.pinned:
+                ev.pinned.append(n)
+        self.rounds.append(Round("quote", label, "", clips=[h.clip for h in hits],
+                                 note="the quoted words and the lines next to them",
+                                 retrieval_seconds=time.perf_counter() - t))
 
     def navigate(self, rnd: Round, action: str, content: str, question: str) -> None:
         """Show the clips a navigation action names (a person nobody can resolve is a search)."""

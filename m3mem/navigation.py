@@ -4,14 +4,18 @@ The agent's actions beyond M3-Agent's ``[Search]``: follow a person (the clips w
 or heard, in time order), step to the clip before or after one already shown, and go to the first
 or last clips. Every function honours ``before_clip`` (only clips with a smaller index exist) and
 skips clips already shown. Questions with a plain time cue ("the last words", "right before ...")
-are navigated without waiting for the model to ask (``time_cue``).
+are navigated without waiting for the model to ask (``time_cue``), and words the question quotes
+are found in the memory with the lines said just before or after them (``quoted_line``,
+``adjacent_line``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from m3mem.graph import MemoryGraph
+from m3mem.quoting import content_words
 from models.mentions import clip_references
 
 ACTIONS = ("search", "answer", "person", "before", "after", "first", "last")
@@ -70,3 +74,39 @@ def time_cue(question: str) -> str | None:
         if pattern.search(question):
             return name
     return None
+
+
+def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
+                lexical: Callable[[str, int, int | None], list[tuple[int, float]] | None] | None = None,
+                least: float = 0.5) -> int | None:
+    """The memory that holds the words of ``span`` (a quotation in a question): the one with the
+    largest share of its content words, at least ``least``, the earliest on a tie. Candidates come
+    from ``lexical`` (BM25 over the memory) when given, else from every visible memory."""
+    want = set(content_words(span))
+    if not want:
+        return None
+    found = lexical(span, 50, before_clip) if lexical is not None else None
+    nodes = [n for n, _ in found] if found is not None else [
+        n for n, t in graph.texts.items() if before_clip is None or t.clip < before_clip]
+    best, best_share = None, least
+    for n in sorted(nodes):
+        share = len(want & set(content_words(graph.texts[n].text))) / len(want)
+        if share > best_share or (share == best_share and best is None):
+            best, best_share = n, share
+    return best
+
+
+def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: int | None) -> int | None:
+    """The memory said just before / after ``node`` in time: the nearest one in that direction
+    (same clip in the order written, then the neighbouring clips) that quotes speech, else None."""
+    clips = visible_clips(graph, before_clip)
+    here = graph.texts[node].clip
+    if here not in clips:
+        return None
+    lines = graph.clip_texts[here]
+    i = lines.index(node)
+    if direction == "before":
+        walk = [lines[:i][::-1]] + [graph.clip_texts.get(c, [])[::-1] for c in reversed(clips) if c < here]
+    else:
+        walk = [lines[i + 1:]] + [graph.clip_texts.get(c, []) for c in clips if c > here]
+    return next((n for group in walk for n in group if '"' in graph.texts[n].text), None)

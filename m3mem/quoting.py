@@ -58,3 +58,14 @@ def support(answer: str, evidence: list[str]) -> float:
         return 1.0
     seen = set(_WORD.findall(" ".join(evidence).lower()))
     return sum(w in seen for w in words) / len(words)
+
+
+# a span in quotes: "...", “...”, or '...' whose closing mark ends a word (so "don't" stays inside)
+_QUOTED = re.compile(r'"([^"]{3,}?)"|\u201c([^\u201d]{3,}?)\u201d|\u2018([^\u2019]{3,}?)\u2019|'
+                     r"(?:^|(?<=[\s(:]))'(.{3,}?)'(?=[\s?.!,;:)]|$)")
+
+
+def quoted_spans(text: str) -> list[str]:
+    """The spans of ``text`` in quotation marks that hold at least two content words."""
+    spans = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+    return [s for s in spans if len(content_words(s)) >= 2]

@@ -251,8 +251,26 @@ def test_time_cues_in_the_question_go_there_without_the_model(memory):
     shown = chat.calls[0][0][-1]["content"]
     assert "my sister lives in lisbon" in shown
     chat = ScriptedChat(["Action: [Answer]\nContent: noon"])
-    a = Agent(memory, chat, AgentOptions(rounds=2)).ask('What was said right before "the meeting moved to friday"?')
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("What was said right before the meeting moved?")
     assert a.rounds[1].action == "before" and "lunch is at noon in the garden" in chat.calls[0][0][-1]["content"]
+
+
+def test_quoted_words_are_found_with_the_line_said_just_before_or_after_them(memory):
+    """Words the question quotes are found in the memory (BM25, then the largest share of their
+    content words) and shown with the line said just before / after them, in the neighbouring clip
+    when they open or close theirs; those lines stay in view however many the clip has."""
+    chat = ScriptedChat(["Action: [Answer]\nContent: noon"])
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask('What was said right before "the meeting moved to friday"?')
+    assert a.rounds[1].action == "quote" and {1, 2} <= {e.clip for e in a.evidence}
+    shown = chat.calls[0][0][-1]["content"]
+    assert "lunch is at noon in the garden" in shown and "the meeting moved to friday" in shown
+    chat = ScriptedChat(["Action: [Answer]\nContent: x"])
+    Agent(memory, chat, AgentOptions(rounds=2)).ask("What is said just after 'the password is swordfish'?")
+    assert "the train leaves at nine" in chat.calls[0][0][-1]["content"]
+    chat = ScriptedChat(["Action: [Answer]\nContent: x"])
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("What is said just after 'the password is swordfish'?", 4)
+    assert "the train leaves at nine" not in chat.calls[0][0][-1]["content"]  # clip 4 is not visible
+    assert all(e.clip < 4 for e in a.evidence)
 
 
 def test_m3_agent_protocol_only_when_navigation_is_off(memory):
