@@ -321,3 +321,13 @@ def test_an_answer_that_only_repeats_the_question_is_asked_for_again(memory):
     assert Agent(memory, chat).ask("What is the password?").answer == "It is swordfish." and len(chat.calls) == 1
     chat = ScriptedChat(["Action: [Answer]\nContent: The password."])
     assert Agent(memory, chat, AgentOptions(retry_echo=False)).ask("What is the password?").answer == "The password."
+
+
+def test_an_answer_copied_from_the_worked_examples_is_asked_for_again(memory):
+    chat = ScriptedChat(["Action: [Answer]\nContent: In the blue drawer.", "Action: [Answer]\nContent: swordfish"])
+    a = Agent(memory, chat).ask("Where is the password kept?")
+    assert a.answer == "swordfish" and "copied an example" in a.rounds[-1].note
+    assert chat.calls[1][0][-1]["content"].startswith("That answer comes from the worked examples")
+    # an answer in the knowledge's words is taken at once
+    chat = ScriptedChat(["Action: [Answer]\nContent: the garden"])
+    assert Agent(memory, chat).ask("Where is lunch?").answer == "the garden" and len(chat.calls) == 1
