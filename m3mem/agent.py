@@ -235,8 +235,9 @@ class Agent:
 
     def _quotes(self, s: "_Session", question: str, cue: str | None) -> bool:
         """Find the memories holding the words the question quotes and keep them in view (with
-        ``cue`` "before" / "after": also the line said just before / after them); True when such
-        a neighbouring line was found."""
+        ``cue`` "before" / "after": also the line said just before / after them; when the question
+        asks what happens later or again: the next lines of the person who said them, from later
+        clips); True when a line just before / after was found."""
         g, step = self.memory.graph, cue if cue in ("before", "after") else None
         pins, stepped = [], False
         for span in quoting.quoted_spans(question):
@@ -249,6 +250,10 @@ class Agent:
                 pins.append(near)
                 s.notes[f'Said just {step} "{span}"'] = [quoting.quote(g.texts[near].text)]
                 stepped = True
+            later = navigation.same_speaker_later(g, node, s.before) if navigation.asks_later(question) else []
+            if later:  # "the woman who said X earlier speaks again later: what does she say?"
+                pins.extend(later)
+                s.notes[f'Said later by the person who said "{span}"'] = [quoting.quote(g.texts[m].text) for m in later]
         if pins:
             s.pin(pins, "[Quote] " + " / ".join(quoting.quoted_spans(question)))
         return stepped

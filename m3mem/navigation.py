@@ -24,6 +24,7 @@ _LAST = re.compile(r"\b(?:last|final|closing)\s+(?:words?|things?|sentences?|lin
                    r"\bat the (?:very )?end\b|\bends? (?:with|by)\b", re.IGNORECASE)
 _FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|remarks?)\b|"
                     r"\bat the (?:very )?(?:beginning|start)\b|\bstarts? (?:with|by)\b", re.IGNORECASE)
+_LATER = re.compile(r"\b(?:later|again|afterwards|second time|next time|another time)\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -110,3 +111,24 @@ def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: in
     else:
         walk = [lines[i + 1:]] + [graph.clip_texts.get(c, []) for c in clips if c > here]
     return next((n for group in walk for n in group if '"' in graph.texts[n].text), None)
+
+
+def asks_later(question: str) -> bool:
+    """Whether the question asks what happens later / again (to follow a person onward)."""
+    return _LATER.search(question) is not None
+
+
+def same_speaker_later(graph: MemoryGraph, node: int, before_clip: int | None, n: int = 2) -> list[int]:
+    """The first ``n`` memories quoting speech of the person who speaks in ``node`` (any voice of
+    that voice's character), from the clips after ``node``'s, in time order; [] when ``node``
+    names no voice."""
+    voices = [e for e in graph.texts[node].entities if e in graph.entities and graph.entities[e].kind == "voice"]
+    if not voices:
+        return []
+    person = {e for v in voices for e in graph.character_entities(graph.character_of(v))
+              if graph.entities[e].kind == "voice"}
+    here = graph.texts[node].clip
+    later = [m for m in graph.texts_of_entities(sorted(person))
+             if here < graph.texts[m].clip and (before_clip is None or graph.texts[m].clip < before_clip)
+             and '"' in graph.texts[m].text and person & set(graph.texts[m].entities)]
+    return sorted(later, key=lambda m: (graph.texts[m].clip, m))[:n]

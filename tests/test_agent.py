@@ -331,3 +331,29 @@ def test_an_answer_copied_from_the_worked_examples_is_asked_for_again(memory):
     # an answer in the knowledge's words is taken at once
     chat = ScriptedChat(["Action: [Answer]\nContent: the garden"])
     assert Agent(memory, chat).ask("Where is lunch?").answer == "the garden" and len(chat.calls) == 1
+
+
+def test_a_quoted_speaker_is_followed_to_what_they_say_later(tmp_path):
+    """"The man who said X speaks again later: what does he say?" shows the next lines of the
+    voice that said X, from later clips, not another speaker's; none past ``before_clip``."""
+    rng = np.random.default_rng(1)
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            a = w.add_entity("voice", unit(rng, 8))
+            w.add_text("episodic", f'<voice_{a}> says: "I planted the roses by the old gate"')
+            w.add_text("episodic", f'<voice_{a}> says: "they were my mother\'s favourite"')
+        with mem.clip(1, 30.0, 60.0) as w:
+            b = w.add_entity("voice", unit(rng, 8))
+            w.add_text("episodic", f'<voice_{b}> says: "the train was late again"')
+        with mem.clip(2, 60.0, 90.0) as w:
+            w.add_text("episodic", f'<voice_{a}> says: "the roses bloomed early in june"')
+        question = "The man who said 'I planted the roses by the old gate' speaks again later: what does he say?"
+        chat = ScriptedChat(["Action: [Answer]\nContent: the roses bloomed early in june"])
+        Agent(mem, chat, AgentOptions(rounds=2)).ask(question)
+        shown = chat.calls[0][0][-1]["content"]
+        knowledge = json.loads(shown.split("Searched knowledge: ", 1)[1].split("\nEarlier searches", 1)[0])
+        (later,) = knowledge['Said later by the person who said "I planted the roses by the old gate"']
+        assert "the roses bloomed early in june" in later
+        chat = ScriptedChat(["Action: [Answer]\nContent: x"])
+        Agent(mem, chat, AgentOptions(rounds=2)).ask(question, 2)
+        assert "Said later" not in chat.calls[0][0][-1]["content"]
