@@ -151,7 +151,7 @@ _COUNT = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", 
 class PerceptionMemorizerOptions:
     grid: float = 0.1  # seconds: time resolution of the co-occurrence count
     face_margin: float = 0.5  # seconds a sampled face detection counts as visible around it
-    equivalence_seconds: float = 4.0  # speech heard while one face alone is on screen, accumulated
+    equivalence_seconds: float = 3.0  # speech heard while one face alone is on screen, accumulated
     equivalence_share: float = 0.6  # of that voice's speech heard while exactly one face is on screen
     recurring: tuple[int, ...] = (3, 10, 30, 100)  # say "recurs" when a person reaches these clip counts
     quote_chars: int = 400  # longest quoted speech in one memory
