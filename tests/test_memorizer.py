@@ -44,11 +44,11 @@ def test_episodic_memories_quote_speech_with_times_and_who_is_on_screen():
 def test_equivalence_needs_repeated_solo_cooccurrence_and_is_said_once():
     m, state = PerceptionMemorizer(), {}
     known = {"face_1", "voice_2", "voice_5"}
-    # clip 0: face 1 alone on screen while voice 2 speaks 3 s: not yet enough (4 s needed)
-    out0 = m.memorize(ClipContext(clip(0, [face([0, 1, 2, 3])], [voice([(0.5, 3.5)])]), [1], [2], known, state))
+    # clip 0: face 1 alone on screen while voice 2 speaks 2 s: not yet enough (3 s needed)
+    out0 = m.memorize(ClipContext(clip(0, [face([0, 1, 2, 3])], [voice([(0.5, 2.5)])]), [1], [2], known, state))
     assert out0.semantic == []
-    # clip 1: again 3 s: now 6 s accumulated -> one equivalence
-    out1 = m.memorize(ClipContext(clip(1, [face([30, 31, 32, 33])], [voice([(30.5, 33.5)])]), [1], [2], known, state))
+    # clip 1: again 2 s: now 4 s accumulated -> one equivalence
+    out1 = m.memorize(ClipContext(clip(1, [face([30, 31, 32, 33])], [voice([(30.5, 32.5)])]), [1], [2], known, state))
     assert out1.semantic == ["Equivalence: <face_1>, <voice_2>"]
     # clip 2: another voice speaks a little while face 1 is alone: face 1 is taken, nothing new
     out2 = m.memorize(ClipContext(clip(2, [face([60, 61, 62, 63, 64, 65, 66])], [voice([(60, 66)])]), [1], [5],
