@@ -1,7 +1,9 @@
 """The control agent: answer a question by alternating actions and [Answer] over a memory.
 
 The question itself is searched first (and, when it asks about a position in time, "the last
-words", "right before ...", the agent goes there: ``m3mem.navigation.time_cue``). Then each round
+words", "right before ...", the agent goes there: ``m3mem.navigation.time_cue``; words it quotes
+are found in the memory and kept in view, with the line said just before / after them or what the
+same person says later when it asks for that). Then each round
 the chat model is shown everything found so far (clips in the order they were found, so each
 round's prompt extends the last one's: the local model reuses its keys/values; of a long clip, the
 ``lines_per_clip`` memories closest to the question) and the earlier queries, and replies

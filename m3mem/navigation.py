@@ -6,7 +6,8 @@ or last clips. Every function honours ``before_clip`` (only clips with a smaller
 skips clips already shown. Questions with a plain time cue ("the last words", "right before ...")
 are navigated without waiting for the model to ask (``time_cue``), and words the question quotes
 are found in the memory with the lines said just before or after them (``quoted_line``,
-``adjacent_line``).
+``adjacent_line``) or, when the question asks what happens later, with what the same person says
+in later clips (``same_speaker_later``).
 """
 
 from __future__ import annotations
