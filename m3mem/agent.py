@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from m3mem import navigation, quoting
+from m3mem import navigation
 from m3mem.memory import Memory
-from m3mem.quoting import content_words, quote, support
+from m3mem.quoting import content_words, quote, quoted_spans, support
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
 from models.mentions import MENTION_RE
@@ -241,8 +241,9 @@ class Agent:
         asks what happens later or again: the next lines of the person who said them, from later
         clips); True when a line just before / after was found."""
         g, step = self.memory.graph, cue if cue in ("before", "after") else None
+        spans, onward = quoted_spans(question), navigation.asks_later(question)
         pins, stepped = [], False
-        for span in quoting.quoted_spans(question):
+        for span in spans:
             node = navigation.quoted_line(g, span, s.before, self.memory.lexical)
             if node is None:
                 continue
@@ -250,14 +251,14 @@ class Agent:
             near = navigation.adjacent_line(g, node, step, s.before) if step else None
             if near is not None:
                 pins.append(near)
-                s.notes[f'Said just {step} "{span}"'] = [quoting.quote(g.texts[near].text)]
+                s.notes[f'Said just {step} "{span}"'] = [quote(g.texts[near].text)]
                 stepped = True
-            later = navigation.same_speaker_later(g, node, s.before) if navigation.asks_later(question) else []
+            later = navigation.same_speaker_later(g, node, s.before) if onward else []
             if later:  # "the woman who said X earlier speaks again later: what does she say?"
                 pins.extend(later)
-                s.notes[f'Said later by the person who said "{span}"'] = [quoting.quote(g.texts[m].text) for m in later]
+                s.notes[f'Said later by the person who said "{span}"'] = [quote(g.texts[m].text) for m in later]
         if pins:
-            s.pin(pins, "[Quote] " + " / ".join(quoting.quoted_spans(question)))
+            s.pin(pins, "[Quote] " + " / ".join(spans))
         return stepped
 
     def _closest(self, q: np.ndarray | None) -> Callable[[Evidence], Evidence]:

@@ -90,10 +90,10 @@ def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
     found = lexical(span, 50, before_clip) if lexical is not None else None
     nodes = [n for n, _ in found] if found is not None else [
         n for n, t in graph.texts.items() if before_clip is None or t.clip < before_clip]
-    best, best_share = None, least
-    for n in sorted(nodes):
+    best, best_share = None, 0.0
+    for n in sorted(nodes):  # earliest first: a later memory must hold strictly more of the words
         share = len(want & set(content_words(graph.texts[n].text))) / len(want)
-        if share > best_share or (share == best_share and best is None):
+        if share >= least and share > best_share:
             best, best_share = n, share
     return best
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.episode import build as build_episode
@@ -22,18 +23,16 @@ from bench.identity import score
 from bench.long_video import MEDIA, ensure
 from m3mem import build
 from m3mem.config import Settings
+from m3mem.ingest import Ingestor
 from models.memorizer import PerceptionMemorizer, PerceptionMemorizerOptions
 
 
-def ingest(video: Path, memory: Path, cache: Path, seconds: float, models: dict) -> None:
+def ingest(ingestor: Ingestor, video: Path, memory: Path, cache: Path, seconds: float) -> None:
+    """A fresh memory of ``video`` from its cached perception, with the rule at ``seconds``."""
     for old in memory.parent.glob(memory.name + "*"):
         old.unlink()
-    if "ingestor" not in models:
-        models["ingestor"] = build.ingestor(Settings(cache_dir=str(cache)))
-    ingestor = models["ingestor"]
-    ingestor.memorizer = PerceptionMemorizer(PerceptionMemorizerOptions(equivalence_seconds=seconds))
-    ingestor.cache_dir = cache / "perception"
-    ingestor.run(video, memory)
+    replace(ingestor, memorizer=PerceptionMemorizer(PerceptionMemorizerOptions(equivalence_seconds=seconds)),
+            cache_dir=cache / "perception").run(video, memory)
 
 
 def episode_manifest(segments) -> list[dict]:
@@ -64,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((work / "long.json").read_text())
     episode = epi / "episode.mp4"
     segments = build_episode(episode)
-    models: dict = {}
+    ingestor = build.ingestor(Settings())
     rows = []
     for sec in args.seconds:
         row = {"equivalence_seconds": sec}
         for part, folder, clip_video, truth in (("tuning", work, video, manifest),
                                                 ("test", epi, episode, episode_manifest(segments))):
             memory = folder / f"equivalence-{sec:g}.m3mem"
-            ingest(clip_video, memory, folder / "cache", sec, models)
+            ingest(ingestor, clip_video, memory, folder / "cache", sec)
             row[part] = score(memory, truth)
         rows.append(row)
     print(f"{'seconds':>7} {'part':>6} {'pairs':>5} {'eq P':>5} {'eq R':>5} {'voice nodes/p':>13} "
