@@ -11,13 +11,17 @@ faiss's GPU build and a CUDA device the index is faiss's exact flat index on the
 Positions in the index are assigned in insertion order; node ids must arrive in increasing order.
 
 The HNSW graph is saved beside the memory (``MEMORY.index``: a JSON header line, then faiss's own
-serialisation of the graph without its vectors, ``IO_FLAG_SKIP_STORAGE``: about 140 bytes per
-memory), written atomically by whichever process built it, so the next opening does not rebuild
-it; the vectors are always the memory's own. It is a cache, never trusted blindly: it is used only
-when its header matches this index (format version, dimension, graph parameters, vector count,
-last node id, a fingerprint of sampled vectors) and its payload matches the header's sha256;
-otherwise it is rebuilt (with a log line) and saved again. faiss parses it as data; nothing in it
-is executed.
+serialisation of the graph without its vectors (``IO_FLAG_SKIP_STORAGE``, about 140 bytes per
+memory), 8-bit scalar codes of its vectors (384 bytes per memory at 384-d), and the node id and
+clip of every position), written atomically by whichever process built it, so the next opening
+does not rebuild it. A writer searches the graph over its own float32 vectors. A reader
+(``open_stored``) reads only the file: it searches the graph over the codes and scores the hits
+again on the memory's own vectors, read from the memory when first needed, so opening reads no
+vector it does not score. The file is a cache, never trusted blindly: it is used only when its
+header matches this index (format version, dimension, graph parameters, vector count, last node
+id, a fingerprint of sampled vectors), its payload matches the header's sha256, and its node ids
+are the memory's first ones; otherwise it is rebuilt (with a log line) and saved again. faiss
+parses it as data; nothing in it is executed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import mmap
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +60,7 @@ def _gpu_count(faiss) -> int:
 class TextIndex:
     """Embeddings of text nodes with their node ids and clips, searchable under a filter."""
 
-    FORMAT, VERSION = "m3mem-hnsw", 1
+    FORMAT, VERSION = "m3mem-hnsw", 2  # 2: 8-bit codes, node ids and clips saved with the graph
 
     def __init__(self, dim: int, config: IndexConfig | None = None, cache_path: Path | None = None):
         import faiss
@@ -72,6 +78,11 @@ class TextIndex:
         self.on_gpu = bool(_gpu_count(faiss)) if gpu is None else gpu
         self.kind = "flat"
         self.index = None  # CPU flat: numpy over self.vectors; else a faiss index
+        self._storage = None  # the vectors the HNSW graph searches over
+        self._missing: np.ndarray | None = None  # positions whose vectors are not read yet (a reader)
+        self._fetch: Callable[[np.ndarray], np.ndarray] | None = None  # node ids -> their vectors
+        self._saved_tried = False
+        self.approximate = False  # the graph searches 8-bit codes: its hits are scored again exactly
         if self.on_gpu:
             self._gpu_res = faiss.StandardGpuResources()
             self.index = faiss.index_cpu_to_gpu(self._gpu_res, 0, faiss.IndexFlatIP(dim))
@@ -118,11 +129,11 @@ class TextIndex:
 
     def _to_hnsw(self) -> None:
         faiss = self.faiss
-        loaded = self._load()
-        if loaded is not None:
-            self.index, self.kind, self.indexed = loaded, "hnsw", loaded.ntotal
+        tried, self._saved_tried = self._saved_tried, True
+        if not tried and self._load():
             return
         log.info("building HNSW index over %d text nodes", self.size)
+        self._fill()
         index = faiss.IndexHNSWFlat(self.dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.config.hnsw_ef_construction
         index.hnsw.efSearch = self.config.hnsw_ef_search
@@ -132,30 +143,53 @@ class TextIndex:
 
     def _header(self, count: int) -> dict:
         c = self.config
-        sample = self.vectors[np.unique(np.linspace(0, count - 1, 257).astype(int))] if count else self.vectors[:0]
+        sample = np.unique(np.linspace(0, count - 1, 65).astype(int)) if count else np.empty(0, np.int64)
         return {"format": self.FORMAT, "version": self.VERSION, "dim": self.dim, "m": c.hnsw_m,
                 "ef_construction": c.hnsw_ef_construction, "count": count,
                 "last_node": int(self.node_ids[count - 1]) if count else -1,
-                "vectors": hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()}
+                "vectors": hashlib.sha256(np.ascontiguousarray(self.rows(sample)).tobytes()).hexdigest()}
+
+    def _codes(self):
+        """The indexed vectors as 8-bit scalar codes (what a reader searches the saved graph with)."""
+        storage = self._storage
+        if isinstance(storage, self.faiss.IndexScalarQuantizer) and storage.ntotal == self.indexed:
+            return storage
+        faiss = self.faiss
+        codes = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        self._fill()
+        vectors = self.vectors[: self.indexed]
+        codes.train(vectors)
+        codes.add(vectors)
+        return codes
 
     def _save(self) -> None:
-        """Write the HNSW graph beside the memory, atomically; a folder that cannot be written
-        only costs the next opening a rebuild."""
+        """Write the HNSW graph, 8-bit codes of its vectors and their node ids and clips beside the
+        memory, atomically; a folder that cannot be written only costs the next opening a rebuild."""
         if self.cache_path is None or self.kind != "hnsw":
             return
-        payload = self.faiss.serialize_index(self.index, self.faiss.IO_FLAG_SKIP_STORAGE).tobytes()
-        header = {**self._header(self.indexed), "sha256": hashlib.sha256(payload).hexdigest()}
+        faiss = self.faiss
+        parts = [faiss.serialize_index(self.index, faiss.IO_FLAG_SKIP_STORAGE).tobytes(),
+                 faiss.serialize_index(self._codes()).tobytes(),
+                 self.node_ids[: self.indexed].astype("<i8").tobytes(), self.clips[: self.indexed].astype("<i8").tobytes()]
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        header = {**self._header(self.indexed), "parts": [len(x) for x in parts], "sha256": digest.hexdigest()}
         tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                f.write(json.dumps(header).encode() + b"\n" + payload)
+                f.write(json.dumps(header).encode() + b"\n")
+                for part in parts:
+                    f.write(part)
             os.replace(tmp, self.cache_path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             log.warning("%s: could not save the HNSW index (%s); the next opening rebuilds it", self.cache_path, e)
 
-    def _load(self):
-        """The saved HNSW graph when it is this index's (see the module docstring), else None."""
+    def _read_saved(self, size: int, first: Callable[[int, int], bool]):
+        """(header, graph, codes, node ids, clips) from the saved file when it is whole and its
+        node ids are this memory's first ones, else None with a log line (see the module docstring).
+        ``first(count, last)``: the memory's first ``count`` text nodes end with node id ``last``."""
         path = self.cache_path
         if path is None or not path.is_file():
             return None
@@ -163,28 +197,115 @@ class TextIndex:
         try:
             with open(path, "rb") as f:
                 header = json.loads(f.readline(4096))
-                payload = f.read()
+                start = f.tell()
+                # mapped, not read: hashed and parsed where it lies (faiss copies what it keeps)
+                payload = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))[start:]
+            parts = [int(x) for x in header.get("parts", [])]
             count = int(header.get("count", -1))
-            expected = self._header(count) if 0 < count <= self.size else None
-            if expected is None or {k: header.get(k) for k in expected} != expected:
-                why = "it belongs to another state of this memory (or another memory)"
-            elif hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+            if (header.get("format"), header.get("version")) != (self.FORMAT, self.VERSION) or len(parts) != 4:
+                why = "it was written by another version"
+            elif sum(parts) != len(payload) or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
                 why = "it is damaged"
+            elif not 0 < count <= size or parts[2] != parts[3] or parts[2] != 8 * count:
+                why = "it belongs to another state of this memory (or another memory)"
             else:
-                index = self.faiss.deserialize_index(np.frombuffer(payload, np.uint8), self.faiss.IO_FLAG_SKIP_STORAGE)
-                if not isinstance(index, self.faiss.IndexHNSWFlat) or index.ntotal != count or index.d != self.dim:
-                    why = "it is not this memory's HNSW index"
+                cut = np.cumsum([0, *parts])
+                graph, codes, ids, clips = (np.frombuffer(payload[cut[i]: cut[i + 1]], np.uint8) for i in range(4))
+                ids, clips = ids.view("<i8").astype(np.int64), clips.view("<i8").astype(np.int64)
+                if not first(count, int(ids[-1])):
+                    why = "it belongs to another state of this memory (or another memory)"
                 else:
-                    storage = self.faiss.IndexFlatIP(self.dim)  # the memory's own vectors
-                    storage.add(self.vectors[:count])
-                    index.storage, index.own_fields = storage, False
-                    self._storage = storage  # kept alive as long as the graph uses it
-                    index.hnsw.efSearch = self.config.hnsw_ef_search
-                    return index
-        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, AttributeError) as e:
+                    return header, graph, codes, ids, clips
+        except (OSError, ValueError, RuntimeError, UnicodeDecodeError, AttributeError, TypeError) as e:
             why = f"it cannot be read ({type(e).__name__})"
         log.warning("%s: saved HNSW index not used (%s); rebuilding it", path, why)
         return None
+
+    def _attach(self, header: dict, graph: np.ndarray, storage, count: int):
+        """The saved graph over ``storage`` when its header is this index's first ``count``
+        vectors (same parameters, same sampled vectors), else None (the caller logs)."""
+        faiss = self.faiss
+        expected = self._header(count)
+        if {k: header.get(k) for k in expected} != expected:
+            return "it belongs to another state of this memory (or another memory)"
+        index = faiss.deserialize_index(graph, faiss.IO_FLAG_SKIP_STORAGE)
+        if not isinstance(index, faiss.IndexHNSWFlat) or index.ntotal != count or index.d != self.dim \
+                or storage.ntotal != count or storage.d != self.dim:
+            return "it is not this memory's HNSW index"
+        index.storage, index.own_fields = storage, False
+        self._storage = storage  # kept alive as long as the graph uses it
+        index.hnsw.efSearch = self.config.hnsw_ef_search
+        self.index, self.kind, self.indexed = index, "hnsw", count
+        return None
+
+    def _load(self) -> bool:
+        """Use the saved HNSW graph over this index's own vectors when it is this index's."""
+        saved = self._read_saved(self.size, lambda count, last: int(self.node_ids[count - 1]) == last)
+        if saved is None:
+            return False
+        header, graph, _, _, _ = saved
+        storage = self.faiss.IndexFlatIP(self.dim)  # the memory's own vectors, exact
+        count = int(header["count"])
+        storage.add(self.vectors[:count])
+        try:
+            why = self._attach(header, graph, storage, count)
+        except (RuntimeError, ValueError) as e:
+            why = f"it cannot be read ({type(e).__name__})"
+        if why is None:
+            return True
+        log.warning("%s: saved HNSW index not used (%s); rebuilding it", self.cache_path, why)
+        return False
+
+    def open_stored(self, size: int, first: Callable[[int, int], bool], rows_after: Callable[[int], tuple],
+                    vectors_of: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Index a memory of ``size`` text nodes for reading, without reading all its vectors:
+        with a saved graph that matches, only node ids and clips come from its file, the vectors
+        newer than it from the memory, and vectors the search scores exactly are read when needed
+        (``vectors_of(node ids)``). ``rows_after(node id)`` gives (ids, clips, vectors) of the
+        memory's text nodes above that id; ``first`` is as in ``_read_saved``."""
+        saved = None
+        if not self.on_gpu and size >= self.config.hnsw_from:
+            saved = self._read_saved(size, first)
+            self._saved_tried = saved is None  # not looked for again at the first search
+        if saved is None:
+            self.add(*rows_after(-1))
+            return
+        header, graph, codes, ids, clips = saved
+        count = len(ids)
+        self.vectors = np.empty((size, self.dim), np.float32)  # pages are touched only when read
+        self.node_ids, self.clips = np.empty(size, np.int64), np.empty(size, np.int64)
+        self.node_ids[:count], self.clips[:count] = ids, clips
+        self._fetch, self._missing = vectors_of, np.zeros(size, bool)
+        self._missing[:count] = True
+        self.size = count
+        try:
+            storage = self.faiss.deserialize_index(codes)
+            why = self._attach(header, graph, storage, count) if isinstance(
+                storage, self.faiss.IndexScalarQuantizer) else "it is not this memory's HNSW index"
+        except (RuntimeError, ValueError) as e:
+            why = f"it cannot be read ({type(e).__name__})"
+        if why is not None:
+            log.warning("%s: saved HNSW index not used (%s); rebuilding it", self.cache_path, why)
+            self.kind, self.index, self.indexed = "flat", None, 0
+            self._fill()
+        self.approximate = why is None  # graph search over 8-bit codes: hits are scored again exactly
+        self.add(*rows_after(int(ids[-1])))
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors at ``positions`` (read from the memory first when not yet read)."""
+        positions = np.asarray(positions, np.int64)
+        if self._missing is not None:
+            need = np.unique(positions[self._missing[positions]])
+            if len(need):
+                self.vectors[need] = self._fetch(self.node_ids[need])
+                self._missing[need] = False
+        return self.vectors[positions]
+
+    def _fill(self) -> None:
+        """Read every vector not read yet (before exact search over all, or building a graph)."""
+        if self._missing is not None:
+            self.rows(np.flatnonzero(self._missing[: self.size]))
+            self._missing = None
 
     def visible(self, before_clip: int | None = None, exclude_clips: frozenset[int] = frozenset()
                 ) -> np.ndarray | None:
@@ -248,12 +369,20 @@ class TextIndex:
             params._bits = bits  # keep the buffer alive for the call
         elif self.kind == "hnsw":
             params = self.faiss.SearchParametersHNSW(efSearch=max(self.config.hnsw_ef_search, k))
-        scores, pos = self.index.search(q, k, params=params)
-        keep = pos[0] >= 0
-        return scores[0][keep], pos[0][keep]
+        if not self.approximate:
+            scores, pos = self.index.search(q, k, params=params)
+            keep = pos[0] >= 0
+            return scores[0][keep], pos[0][keep]
+        _, pos = self.index.search(q, min(max(2 * k, k + 16), self.indexed), params=params)
+        pos = pos[0][pos[0] >= 0]
+        scores = self.rows(pos) @ q[0]
+        top = np.argsort(-scores, kind="stable")[:k]
+        return scores[top], pos[top]
 
     def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray | None, start: int = 0):
         """Exact top ``k`` over positions [start, size)."""
+        if self._missing is not None and self._missing[start: self.size].any():
+            self._fill()
         scores = self.vectors[start: self.size] @ q
         if allowed is not None:
             scores[~allowed[start: self.size]] = -np.inf
@@ -270,6 +399,6 @@ class TextIndex:
         """Exact top ``k`` over the given positions (for small subsets)."""
         if len(positions) == 0:
             return np.empty(0, np.float32), np.empty(0, np.int64)
-        scores = self.vectors[positions] @ np.asarray(query, np.float32)
+        scores = self.rows(positions) @ np.asarray(query, np.float32)
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top], positions[top]

@@ -19,14 +19,16 @@ from m3mem.errors import EmbedderMismatchError, MemoryBusyError, MemoryFileError
 from m3mem.graph import GraphConfig, MemoryGraph, TextResult
 from m3mem.index import IndexConfig, TextIndex
 from m3mem.retrieval import Retriever, SearchOptions
-from m3mem.store import Store
+from m3mem.store import Store, StoredTexts
 from models.base import TextEmbedder
 
 log = logging.getLogger(__name__)
 
 
 class Memory:
-    """One video's memory. Reads come from RAM; every clip is one database transaction."""
+    """One video's memory. A writer holds the whole graph in RAM and commits every clip as one
+    database transaction; a reader (``readonly``) opens at once whatever the memory's length and
+    reads memories, edges and vectors from the file when first asked for them."""
 
     def __init__(self, store: Store, graph: MemoryGraph, embedder: TextEmbedder | None,
                  index_config: IndexConfig | None = None):
@@ -51,7 +53,7 @@ class Memory:
         """
         store = Store.open(path, create=create, readonly=readonly)
         try:
-            graph = store.load(config)
+            graph = store.view(config) if readonly else store.load(config)
             text_dim = graph.dims.get("text")
             if embedder is not None and text_dim is not None and embedder.dim != text_dim:
                 raise EmbedderMismatchError(f"{path}: memory holds {text_dim}-d text embeddings, "
@@ -72,6 +74,21 @@ class Memory:
         if dim is None:
             return
         self.index = TextIndex(dim, self.index_config, self.index_path)
+        if isinstance(self.graph.texts, StoredTexts):  # a reader: vectors are read when needed
+            store = self.store
+
+            def rows_after(after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                rows = store.text_rows(after=after, bound=self.graph.next_id)
+                return (np.array([r[0] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64),
+                        store.matrix([r[5] for r in rows], dim))
+
+            def first(count: int, last: int) -> bool:  # the memory's first count text nodes end at last
+                return store.query("SELECT count(*) FROM texts INDEXED BY texts_by_clip WHERE id <= ?",
+                                   (last,))[0][0] == count and bool(store.query("SELECT 1 FROM texts WHERE id = ?", (last,)))
+
+            self.index.open_stored(len(self.graph.texts), first, rows_after,
+                                   lambda ids: store.text_vectors(ids, dim))
+            return
         ids = sorted(self.graph.texts)
         if ids:
             nodes = [self.graph.texts[i] for i in ids]

@@ -15,12 +15,14 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from m3mem.errors import MemoryBusyError, MemoryFileError
 from m3mem.graph import Changes, EntityNode, Fact, GraphConfig, MemoryGraph, TextNode
+from models.mentions import is_equivalence
 
 FORMAT = "m3mem-memory"
 SCHEMA_VERSION = 3  # 2: facts table; 3: texts_fts lexical index (older memories are read as they are and
@@ -191,6 +193,21 @@ class Store:
                 gc.enable()
 
     def _load(self, config: GraphConfig | None) -> MemoryGraph:
+        graph = self._load_small(config)
+        rows = self.conn.execute("SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id").fetchall()
+        # one matrix for all text embeddings (each node holds a row of it; the index takes it whole)
+        vectors = _matrix([r[5] for r in rows], graph.dims.get("text", 0))
+        for (nid, kind, clip, text, ents, _), emb in zip(rows, vectors):
+            start, end = graph.clips[clip]
+            graph.restore_text(TextNode(nid, kind, text, clip, start, end, emb, _entity_ids(ents)))
+        self.loaded_vectors = (np.array([r[0] for r in rows], np.int64), vectors)
+        for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
+            graph.restore_edge(text, entity, weight)
+        graph.drain_changes()
+        return graph
+
+    def _load_small(self, config: GraphConfig | None) -> MemoryGraph:
+        """The graph with its clips, entities and facts (what stays small however long the video)."""
         dims = json.loads(self.get_meta("dims") or "{}")
         graph = MemoryGraph(config, dims)
         for clip, start, end in self.conn.execute("SELECT clip, start, end FROM clips ORDER BY clip"):
@@ -204,27 +221,90 @@ class Store:
                 "SELECT id, kind, birth, dim, embeddings FROM entities ORDER BY id"):
             emb = np.frombuffer(blob, "<f4").reshape(-1, dim).astype(np.float32)
             graph.restore_entity(EntityNode(nid, kind, birth, emb, contents.get(nid, [])))
-        rows = self.conn.execute("SELECT id, kind, clip, text, entities, embedding FROM texts ORDER BY id").fetchall()
-        # one matrix for all text embeddings (each node holds a row of it; the index takes it whole)
-        if len({len(r[5]) for r in rows}) > 1:
-            raise ValueError("text embeddings of different lengths")
-        vectors = np.frombuffer(b"".join(r[5] for r in rows), "<f4").astype(np.float32).reshape(
-            len(rows), -1 if rows else dims.get("text", 0))
-        for (nid, kind, clip, text, ents, _), emb in zip(rows, vectors):
-            start, end = graph.clips[clip]
-            graph.restore_text(TextNode(nid, kind, text, clip, start, end, emb,
-                                        tuple(map(int, ents.split(","))) if ents else ()))
-        self.loaded_vectors = (np.array([r[0] for r in rows], np.int64), vectors)
-        for text, entity, weight in self.conn.execute("SELECT text, entity, weight FROM edges"):
-            graph.restore_edge(text, entity, weight)
         if self._has_table("facts"):
             for row in self.conn.execute("SELECT entity, key, value, clip, text FROM facts ORDER BY rowid"):
                 graph.restore_fact(Fact(*row))
-        next_id = self.get_meta("next_id")
-        if next_id is not None:
-            graph.next_id = max(graph.next_id, int(next_id))
+        last = self.conn.execute("SELECT max(id) FROM texts").fetchone()[0]
+        graph.next_id = max(graph.next_id, int(self.get_meta("next_id") or 0), -1 if last is None else last + 1)
+        return graph
+
+    def view(self, config: GraphConfig | None = None) -> MemoryGraph:
+        """The graph for reading, at once whatever the memory's length: clips, entities and facts
+        are read now; text nodes, their embeddings and edges when first asked for (then kept).
+        Text nodes are never rewritten, so what a view reads later is what was committed when it
+        was made (rows written since are not seen), except the weight of an edge, read when asked."""
+        try:
+            with self._read_lock:
+                self.conn.execute("BEGIN")
+                try:
+                    graph = self._load_small(config)
+                    count = self.conn.execute("SELECT count(*) FROM texts").fetchone()[0]
+                    bound = graph.next_id
+                    equivalences = self._equivalences(bound)
+                finally:
+                    self.conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as e:
+            raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({type(e).__name__}: {e})") from e
+        texts = StoredTexts(self, graph.clips, bound, count, graph.dims.get("text", 0))
+        graph.texts = texts
+        graph.clip_texts = StoredClipTexts(self, graph.clips, bound)
+        graph.adj = StoredEdges(self, graph.entities, texts, bound)
+        graph._equivalences = equivalences
         graph.drain_changes()
         return graph
+
+    def _equivalences(self, bound: int) -> set[int]:
+        """Ids of the equivalence memories ("Equivalence: <face_1>, <voice_2>"): found through the
+        lexical index when the memory has one, else by reading every semantic memory."""
+        if self._fts:
+            rows = self.conn.execute(
+                "SELECT t.id, t.kind, t.text, t.entities FROM texts_fts JOIN texts t ON t.id = texts_fts.rowid "
+                "WHERE texts_fts MATCH 'equivalence' AND t.id < ?", (bound,))
+        else:
+            rows = self.conn.execute("SELECT id, kind, text, entities FROM texts WHERE kind = 'semantic' AND id < ?",
+                                     (bound,))
+        return {nid for nid, kind, text, ents in rows if kind == "semantic" and ents and is_equivalence(text)}
+
+    def text_rows(self, ids: list[int] | None = None, after: int = -1, bound: int | None = None) -> list[tuple]:
+        """(id, kind, clip, text, entities, embedding) rows of the given text node ids, or of those
+        above ``after`` (below ``bound``), in id order."""
+        with self._read_lock:
+            try:
+                if ids is None:
+                    return self.conn.execute(
+                        "SELECT id, kind, clip, text, entities, embedding FROM texts WHERE id > ? AND id < ? ORDER BY id",
+                        (after, bound if bound is not None else 1 << 62)).fetchall()
+                out: list[tuple] = []
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i: i + 500]
+                    out += self.conn.execute(
+                        f"SELECT id, kind, clip, text, entities, embedding FROM texts WHERE id IN "
+                        f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall()
+                return out
+            except sqlite3.DatabaseError as e:
+                raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({e})") from e
+
+    def text_vectors(self, ids: np.ndarray, dim: int) -> np.ndarray:
+        """Embeddings (n, dim) of text node ids, in the order given."""
+        ids = [int(i) for i in ids]
+        rows = {r[0]: r[5] for r in self.text_rows(sorted(set(ids)))}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise MemoryFileError(f"{self.path}: text memories {missing[:5]} are missing from the memory file")
+        return self.matrix([rows[i] for i in ids], dim)
+
+    def matrix(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        """Text embedding blobs -> one (n, dim) float32 matrix (MemoryFileError when one is damaged)."""
+        if any(len(b) != 4 * dim for b in blobs):
+            raise MemoryFileError(f"{self.path}: memory file is damaged: a text embedding is not {dim} float32 values")
+        return _matrix(blobs, dim)
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._read_lock:
+            try:
+                return self.conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({e})") from e
 
     def lexical(self, query: str, limit: int, before_clip: int | None = None) -> list[tuple[int, float]] | None:
         """(text node id, BM25 score, higher is better) of the memories matching any word of
@@ -302,6 +382,125 @@ class Store:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def _entity_ids(field: str) -> tuple[int, ...]:
+    return tuple(map(int, field.split(","))) if field else ()
+
+
+def _matrix(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Little-endian float32 blobs of one length -> one (n, dim) float32 matrix."""
+    if len({len(b) for b in blobs}) > 1:
+        raise ValueError("text embeddings of different lengths")
+    return np.frombuffer(b"".join(blobs), "<f4").astype(np.float32).reshape(len(blobs), -1 if blobs else dim)
+
+
+class StoredTexts(Mapping):
+    """A reader's text nodes (id -> TextNode), read from the memory file when first asked for."""
+
+    def __init__(self, store: Store, clips: dict[int, tuple[float, float]], bound: int, count: int, dim: int):
+        self._store, self._clips, self._bound, self._count, self._dim = store, clips, bound, count, dim
+        self._nodes: dict[int, TextNode] = {}
+
+    def _make(self, rows: list[tuple]) -> list[TextNode]:
+        new = [r for r in rows if r[0] not in self._nodes]
+        vectors = self._store.matrix([r[5] for r in new], self._dim)
+        for (nid, kind, clip, text, ents, _), emb in zip(new, vectors):
+            if clip not in self._clips:
+                raise MemoryFileError(f"{self._store.path}: memory file is damaged: memory {nid} is of clip {clip}, "
+                                      f"which is not in it")
+            start, end = self._clips[clip]
+            self._nodes[nid] = TextNode(nid, kind, text, clip, start, end, emb, _entity_ids(ents))
+        return [self._nodes[r[0]] for r in rows]
+
+    def __getitem__(self, nid: int) -> TextNode:
+        node = self._nodes.get(nid)
+        if node is not None:
+            return node
+        if not isinstance(nid, (int, np.integer)) or not 0 <= nid < self._bound:
+            raise KeyError(nid)
+        got = self._make(self._store.text_rows([int(nid)]))
+        if not got:
+            raise KeyError(nid)
+        return got[0]
+
+    def many(self, ids: list[int]) -> list[TextNode]:
+        """The nodes of ``ids`` (all must exist), read in one query."""
+        missing = sorted({int(i) for i in ids if i not in self._nodes})
+        if missing:
+            self._make(self._store.text_rows(missing))
+        return [self[i] for i in ids]
+
+    def __iter__(self):
+        return iter([r[0] for r in self._store.query("SELECT id FROM texts WHERE id < ? ORDER BY id", (self._bound,))])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def values(self):
+        return (node for _, node in self.items())
+
+    def items(self):
+        after = -1
+        while True:  # in chunks: the whole memory need not be in RAM twice
+            rows = self._store.query("SELECT id, kind, clip, text, entities, embedding FROM texts "
+                                     "WHERE id > ? AND id < ? ORDER BY id LIMIT 4096", (after, self._bound))
+            if not rows:
+                return
+            yield from ((n.id, n) for n in self._make(rows))
+            after = rows[-1][0]
+
+
+class StoredClipTexts(Mapping):
+    """A reader's clip -> text node ids (in id order), read when first asked for."""
+
+    def __init__(self, store: Store, clips: dict[int, tuple[float, float]], bound: int):
+        self._store, self._clips, self._bound = store, clips, bound
+        self._ids: dict[int, list[int]] = {}
+
+    def __getitem__(self, clip: int) -> list[int]:
+        ids = self._ids.get(clip)
+        if ids is None:
+            if clip not in self._clips:
+                raise KeyError(clip)
+            ids = self._ids[clip] = [r[0] for r in self._store.query(
+                "SELECT id FROM texts WHERE clip = ? AND id < ? ORDER BY id", (clip, self._bound))]
+        return ids
+
+    def __iter__(self):
+        return iter(self._clips)
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+
+class StoredEdges(Mapping):
+    """A reader's adjacency (node -> {neighbour: weight}), read per node when first asked for.
+    A text node's edges are one indexed lookup; an entity's are a scan of the edges table."""
+
+    def __init__(self, store: Store, entities: dict[int, EntityNode], texts: StoredTexts, bound: int):
+        self._store, self._entities, self._texts, self._bound = store, entities, texts, bound
+        self._adj: dict[int, dict[int, float]] = {}
+
+    def __getitem__(self, node: int) -> dict[int, float]:
+        adj = self._adj.get(node)
+        if adj is None:
+            if node in self._entities:
+                rows = self._store.query("SELECT text, weight FROM edges WHERE entity = ? AND text < ?",
+                                         (node, self._bound))
+            elif node in self._texts:
+                rows = self._store.query("SELECT entity, weight FROM edges WHERE text = ?", (node,))
+            else:
+                raise KeyError(node)
+            adj = self._adj[node] = dict(rows)
+        return adj
+
+    def __iter__(self):
+        yield from self._entities
+        yield from self._texts
+
+    def __len__(self) -> int:
+        return len(self._entities) + len(self._texts)
 
 
 class _Txn:

@@ -64,6 +64,8 @@ def test_memory_grown_since_uses_the_saved_prefix(memory, caplog):
 
 @pytest.mark.parametrize("harm, why", [
     (lambda b: b[:-100] + bytes(x ^ 0xFF for x in b[-100:]), "it is damaged"),
+    (lambda b: b[: len(b) // 2] + bytes(x ^ 0xFF for x in b[len(b) // 2: len(b) // 2 + 8]) + b[len(b) // 2 + 8:],
+     "it is damaged"),
     (lambda b: b"garbage\n\x00\x01", "cannot be read"),
     (lambda b: b[:40], "cannot be read"),
 ])
@@ -92,3 +94,32 @@ def test_foreign_index_is_rebuilt(memory, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="m3mem.index"):
         got = search(memory, q)
     assert "another state" in caplog.text and got[2] == expected[2]  # its vector fingerprint differs
+
+
+def test_reader_reads_only_the_vectors_it_scores(tmp_path):
+    """With the saved graph a reader searches 8-bit codes of the vectors and scores the hits
+    again on the memory's own vectors, read from it when needed: not every vector is read, and
+    the answer is the exact one."""
+    path = tmp_path / "m.m3mem"
+    write(path, range(100))  # 1000 memories
+    q = np.random.default_rng(9).standard_normal(32).astype(np.float32)
+    search(path, q)  # builds and saves the graph
+    with Memory.open(path, None, readonly=True, index_config=SMALL) as mem:
+        scores, pos = mem.index.search(q, 5)
+        unread = int(mem.index._missing.sum())
+        exact = np.stack([n.embedding for n in mem.graph.texts.values()]) @ q
+        ids = np.array(sorted(mem.graph.texts))
+        got = [mem.index.node_at(p) for p in pos]
+    assert mem.index.approximate and unread > 600
+    assert got == ids[np.argsort(-exact)[:5]].tolist() and np.allclose(scores, np.sort(exact)[::-1][:5], atol=1e-6)
+
+
+def test_index_of_another_version_is_rebuilt(memory, caplog):
+    q = np.random.default_rng(9).standard_normal(32).astype(np.float32)
+    expected = search(memory, q)
+    index = memory.with_name("m.m3mem.index")
+    head, rest = index.read_bytes().split(b"\n", 1)
+    index.write_bytes(head.replace(b'"version": 2', b'"version": 1') + b"\n" + rest)
+    with caplog.at_level(logging.INFO, logger="m3mem.index"):
+        got = search(memory, q)
+    assert "another version" in caplog.text and "rebuilding" in caplog.text and got[2] == expected[2]

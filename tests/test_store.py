@@ -20,7 +20,9 @@ def _snapshot(mem: Memory):
              for i, t in g.texts.items()}
     adj = {k: dict(v) for k, v in g.adj.items()}
     chars = {e: g.character_of(e) for e in g.entities}
-    return ents, texts, adj, dict(g.clips), chars, g.next_id
+    reading = ({c: list(g.clip_texts[c]) for c in g.clips}, {i: g.translated_text(i) for i in g.texts},
+               sorted(i for i in g.texts if g.is_equivalence_node(i)), len(g.texts), list(g.texts))
+    return ents, texts, adj, dict(g.clips), chars, g.next_id, reading
 
 
 clip_ops = st.lists(
@@ -57,6 +59,30 @@ def test_random_graphs_round_trip(tmp_path_factory, ops, seed):
     with Memory.open(path, emb) as again:
         assert _snapshot(again) == before
         assert again.completed_clips() == set(range(len(ops)))
+    with Memory.open(path, emb, readonly=True) as reader:  # reads texts and edges when asked
+        assert _snapshot(reader) == before
+
+
+def test_a_reader_sees_the_memory_as_it_was_when_opened(tmp_path):
+    """A reader reads memories when asked for them, yet never what a writer committed after it
+    opened: not in a clip's lines, a lookup, a lexical hit or the index."""
+    path = tmp_path / "m.m3mem"
+    emb = HashEmbedder(16)
+    with Memory.open(path, emb, create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            face = w.add_entity("face", np.ones((1, 4)))
+            w.add_text("episodic", f"<face_{face}> pours the tea")
+    reader = Memory.open(path, emb, readonly=True)
+    with Memory.open(path, emb) as mem:
+        with mem.clip(1, 30.0, 60.0) as w:
+            w.add_text("episodic", f"<face_{face}> pours more tea")
+        new = max(mem.graph.texts)
+    g = reader.graph
+    assert list(g.texts) == [1] and new not in g.texts and len(g.texts) == 1
+    assert g.clip_texts[0] == [1] and 1 not in g.clip_texts and g.adj[face] == {1: 1.0}
+    assert [c.clip for c in reader.retriever().search("who pours tea").clips] == [0]
+    assert reader.index.size == 1
+    reader.close()
 
 
 def test_missing_path_is_clear(tmp_path):
@@ -184,9 +210,10 @@ def test_no_pickle_in_the_file(tmp_path, embedder):
 
 
 def test_loading_shares_one_embedding_matrix_and_leaves_garbage_collection_as_it_was(tmp_path):
-    """Opening reads all text embeddings as one matrix (nodes hold its rows, the index takes it
-    whole) with the cyclic collector paused; it is running again afterwards, also when the file
-    turns out damaged, and stays off for a caller who had turned it off."""
+    """Opening to write reads all text embeddings as one matrix (nodes hold its rows, the index
+    takes it whole) with the cyclic collector paused; it is running again afterwards, also when
+    the file turns out damaged, and stays off for a caller who had turned it off. A reader reads
+    the same embeddings when asked and names the damage too."""
     import gc
 
     with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
@@ -195,18 +222,21 @@ def test_loading_shares_one_embedding_matrix_and_leaves_garbage_collection_as_it
                 w.add_text("episodic", f"line {c} about the garden")
                 w.add_text("episodic", f"line {c} about the kitchen")
         written = {i: n.embedding.copy() for i, n in mem.graph.texts.items()}
-    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), readonly=True) as mem:
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder()) as mem:
         assert gc.isenabled()
         rows = [mem.graph.texts[i].embedding for i in sorted(written)]
         assert all(np.array_equal(r, written[i]) for r, i in zip(rows, sorted(written)))
         assert len({id(r.base) for r in rows}) == 1  # one matrix
         assert mem.retriever().search("garden").clips
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), readonly=True) as mem:
+        assert all(np.array_equal(mem.graph.texts[i].embedding, written[i]) for i in written)
     conn = sqlite3.connect(tmp_path / "m.m3mem")
     conn.execute("UPDATE texts SET embedding = x'00000000' WHERE id = (SELECT min(id) FROM texts)")
     conn.commit()
     conn.close()
-    with pytest.raises(MemoryFileError, match="damaged"):
-        Memory.open(tmp_path / "m.m3mem", readonly=True)
+    for readonly in (True, False):
+        with pytest.raises(MemoryFileError, match="damaged"):
+            Memory.open(tmp_path / "m.m3mem", readonly=readonly)
     assert gc.isenabled()
     gc.disable()
     try:
