@@ -276,6 +276,12 @@ class MemoryGraph:
                 names[f.value] = names.get(f.value, 0) + 1
         return {c: max(names, key=lambda n: (names[n], -list(names).index(n))) for c, names in votes.items()}
 
+    def text_nodes(self, ids: list[int]) -> list[TextNode]:
+        """The text nodes of ``ids``, in that order (a reader's view reads the ones it has not
+        read yet in one query)."""
+        many = getattr(self.texts, "many", None)
+        return many(ids) if many is not None else [self.texts[i] for i in ids]
+
     # --------------------------------------------------------------- neighbours
     def neighbours(self, node_id: int) -> dict[int, float]:
         """Adjacent nodes with edge weights; O(degree)."""

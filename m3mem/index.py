@@ -10,18 +10,20 @@ the graph is built or extended lazily, at the first search that finds the delta 
 faiss's GPU build and a CUDA device the index is faiss's exact flat index on the GPU.
 Positions in the index are assigned in insertion order; node ids must arrive in increasing order.
 
-The HNSW graph is saved beside the memory (``MEMORY.index``: a JSON header line, then faiss's own
-serialisation of the graph without its vectors (``IO_FLAG_SKIP_STORAGE``, about 140 bytes per
-memory), 8-bit scalar codes of its vectors (384 bytes per memory at 384-d), and the node id and
-clip of every position), written atomically by whichever process built it, so the next opening
-does not rebuild it. A writer searches the graph over its own float32 vectors. A reader
-(``open_stored``) reads only the file: it searches the graph over the codes and scores the hits
-again on the memory's own vectors, read from the memory when first needed, so opening reads no
-vector it does not score. The file is a cache, never trusted blindly: it is used only when its
-header matches this index (format version, dimension, graph parameters, vector count, last node
-id, a fingerprint of sampled vectors), its payload matches the header's sha256, and its node ids
-are the memory's first ones; otherwise it is rebuilt (with a log line) and saved again. faiss
-parses it as data; nothing in it is executed.
+The HNSW graph is saved beside the memory (``MEMORY.index``: faiss's 8-bit scalar codes of the
+indexed vectors (384 bytes per memory at 384-d), faiss's serialisation of the graph without its
+vectors (``IO_FLAG_SKIP_STORAGE``, about 140 bytes per memory), the node id and clip of every
+position, and a JSON header as a trailer), written atomically by whichever process built it, so
+the next opening does not rebuild it. A writer searches the graph over its own float32 vectors.
+A reader (``open_stored``) reads no vector at opening: it maps the codes from the file (faiss's
+``IO_FLAG_MMAP_IFC``), searches the graph over them and scores the hits again on the memory's own
+vectors, read from the memory when first needed. The file is a cache, never trusted blindly: it is
+used only when its header matches this index (format version, dimension, graph parameters,
+vector count, last node id, a fingerprint of sampled vectors), its graph, ids and clips match the
+header's sha256, its node ids are the memory's first ones and its codes are those of the
+memory's vectors at the sampled positions (a damaged code elsewhere can cost a candidate, never
+a wrong score); otherwise it is rebuilt (with a log line) and saved again. faiss parses it as
+data; nothing in it is executed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+class _OldVersion(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,10 @@ class TextIndex:
         if self.kind == "flat" and self.size >= self.config.hnsw_from:
             self._to_hnsw()
         elif self.kind == "hnsw" and self.size - self.indexed > self.config.delta_max:
+            if self.approximate:  # codes mapped from the file are read-only: take a copy to extend
+                faiss = self.faiss
+                self._storage = faiss.deserialize_index(faiss.serialize_index(self._storage))
+                self.index.storage = self._storage
             self.index.add(self.vectors[self.indexed: self.size])
             self.indexed = self.size
             self._save()
@@ -163,59 +173,70 @@ class TextIndex:
         return codes
 
     def _save(self) -> None:
-        """Write the HNSW graph, 8-bit codes of its vectors and their node ids and clips beside the
-        memory, atomically; a folder that cannot be written only costs the next opening a rebuild."""
+        """Write 8-bit codes of the indexed vectors, the HNSW graph and the node ids and clips of
+        its positions beside the memory, then the header as a trailer (faiss reads the codes from
+        the file's start, mapped), atomically; a folder that cannot be written only costs the next
+        opening a rebuild."""
         if self.cache_path is None or self.kind != "hnsw":
             return
         faiss = self.faiss
-        parts = [faiss.serialize_index(self.index, faiss.IO_FLAG_SKIP_STORAGE).tobytes(),
-                 faiss.serialize_index(self._codes()).tobytes(),
+        parts = [faiss.serialize_index(self._codes()).tobytes(),
+                 faiss.serialize_index(self.index, faiss.IO_FLAG_SKIP_STORAGE).tobytes(),
                  self.node_ids[: self.indexed].astype("<i8").tobytes(), self.clips[: self.indexed].astype("<i8").tobytes()]
         digest = hashlib.sha256()
-        for part in parts:
+        for part in parts[1:]:
             digest.update(part)
-        header = {**self._header(self.indexed), "parts": [len(x) for x in parts], "sha256": digest.hexdigest()}
+        header = json.dumps({**self._header(self.indexed), "parts": [len(x) for x in parts],
+                             "sha256": digest.hexdigest()}).encode()
         tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                f.write(json.dumps(header).encode() + b"\n")
                 for part in parts:
                     f.write(part)
+                f.write(header + len(header).to_bytes(8, "little"))
             os.replace(tmp, self.cache_path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             log.warning("%s: could not save the HNSW index (%s); the next opening rebuilds it", self.cache_path, e)
 
     def _read_saved(self, size: int, first: Callable[[int, int], bool]):
-        """(header, graph, codes, node ids, clips) from the saved file when it is whole and its
-        node ids are this memory's first ones, else None with a log line (see the module docstring).
-        ``first(count, last)``: the memory's first ``count`` text nodes end with node id ``last``."""
+        """(header, graph, node ids, clips) from the saved file when its graph, ids and clips are
+        whole and its node ids are this memory's first ones, else None with a log line (see the
+        module docstring). ``first(count, last)``: the memory's first ``count`` text nodes end
+        with node id ``last``. The file is mapped, not read: only what is checked is touched."""
         path = self.cache_path
         if path is None or not path.is_file():
             return None
         why = None
         try:
             with open(path, "rb") as f:
-                header = json.loads(f.readline(4096))
-                start = f.tell()
-                # mapped, not read: hashed and parsed where it lies (faiss copies what it keeps)
-                payload = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))[start:]
+                data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+            if bytes(data[:64]).startswith(b'{"format": "m3mem-hnsw"'):  # version 1: the header came first
+                raise _OldVersion
+            length = int.from_bytes(data[-8:], "little")
+            if not 0 < length <= min(len(data) - 8, 1 << 16):
+                raise ValueError("no header")
+            header = json.loads(bytes(data[-8 - length: -8]))
             parts = [int(x) for x in header.get("parts", [])]
             count = int(header.get("count", -1))
             if (header.get("format"), header.get("version")) != (self.FORMAT, self.VERSION) or len(parts) != 4:
                 why = "it was written by another version"
-            elif sum(parts) != len(payload) or hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+            elif sum(parts) != len(data) - 8 - length or min(parts) < 0:
+                why = "it is damaged"
+            elif hashlib.sha256(data[parts[0]: sum(parts)]).hexdigest() != header.get("sha256"):
                 why = "it is damaged"
             elif not 0 < count <= size or parts[2] != parts[3] or parts[2] != 8 * count:
                 why = "it belongs to another state of this memory (or another memory)"
             else:
                 cut = np.cumsum([0, *parts])
-                graph, codes, ids, clips = (np.frombuffer(payload[cut[i]: cut[i + 1]], np.uint8) for i in range(4))
+                graph, ids, clips = (np.frombuffer(data[cut[i]: cut[i + 1]], np.uint8) for i in (1, 2, 3))
                 ids, clips = ids.view("<i8").astype(np.int64), clips.view("<i8").astype(np.int64)
                 if not first(count, int(ids[-1])):
                     why = "it belongs to another state of this memory (or another memory)"
                 else:
-                    return header, graph, codes, ids, clips
+                    return header, graph, ids, clips
+        except _OldVersion:
+            why = "it was written by another version"
         except (OSError, ValueError, RuntimeError, UnicodeDecodeError, AttributeError, TypeError) as e:
             why = f"it cannot be read ({type(e).__name__})"
         log.warning("%s: saved HNSW index not used (%s); rebuilding it", path, why)
@@ -223,7 +244,7 @@ class TextIndex:
 
     def _attach(self, header: dict, graph: np.ndarray, storage, count: int):
         """The saved graph over ``storage`` when its header is this index's first ``count``
-        vectors (same parameters, same sampled vectors), else None (the caller logs)."""
+        vectors (same parameters, same sampled vectors), else why not (the caller logs)."""
         faiss = self.faiss
         expected = self._header(count)
         if {k: header.get(k) for k in expected} != expected:
@@ -238,12 +259,26 @@ class TextIndex:
         self.index, self.kind, self.indexed = index, "hnsw", count
         return None
 
+    def _mapped_codes(self, count: int):
+        """The saved 8-bit codes, mapped from the file, when they are codes of this index's
+        vectors at the sampled positions (elsewhere a damaged code can only cost a candidate:
+        every hit is scored again on the memory's own vectors), else why not."""
+        faiss = self.faiss
+        codes = faiss.read_index(str(self.cache_path), faiss.IO_FLAG_MMAP_IFC)
+        if not isinstance(codes, faiss.IndexScalarQuantizer) or codes.ntotal != count or codes.d != self.dim:
+            return None, "it is not this memory's HNSW index"
+        sample = np.unique(np.linspace(0, count - 1, 65).astype(int))
+        stored = np.stack([codes.reconstruct(int(i)) for i in sample])
+        if not np.array_equal(stored, codes.sa_decode(codes.sa_encode(np.ascontiguousarray(self.rows(sample))))):
+            return None, "its codes are not this memory's vectors"
+        return codes, None
+
     def _load(self) -> bool:
         """Use the saved HNSW graph over this index's own vectors when it is this index's."""
         saved = self._read_saved(self.size, lambda count, last: int(self.node_ids[count - 1]) == last)
         if saved is None:
             return False
-        header, graph, _, _, _ = saved
+        header, graph, _, _ = saved
         storage = self.faiss.IndexFlatIP(self.dim)  # the memory's own vectors, exact
         count = int(header["count"])
         storage.add(self.vectors[:count])
@@ -266,11 +301,11 @@ class TextIndex:
         saved = None
         if not self.on_gpu and size >= self.config.hnsw_from:
             saved = self._read_saved(size, first)
-            self._saved_tried = saved is None  # not looked for again at the first search
+            self._saved_tried = True  # not looked at again at the first search: rebuilt there if unused
         if saved is None:
             self.add(*rows_after(-1))
             return
-        header, graph, codes, ids, clips = saved
+        header, graph, ids, clips = saved
         count = len(ids)
         self.vectors = np.empty((size, self.dim), np.float32)  # pages are touched only when read
         self.node_ids, self.clips = np.empty(size, np.int64), np.empty(size, np.int64)
@@ -279,9 +314,12 @@ class TextIndex:
         self._missing[:count] = True
         self.size = count
         try:
-            storage = self.faiss.deserialize_index(codes)
-            why = self._attach(header, graph, storage, count) if isinstance(
-                storage, self.faiss.IndexScalarQuantizer) else "it is not this memory's HNSW index"
+            expected = self._header(count)  # this memory's (checked again by _attach, at no cost)
+            why = None if {k: header.get(k) for k in expected} == expected else \
+                "it belongs to another state of this memory (or another memory)"
+            if why is None:
+                storage, why = self._mapped_codes(count)
+                why = why or self._attach(header, graph, storage, count)
         except (RuntimeError, ValueError) as e:
             why = f"it cannot be read ({type(e).__name__})"
         if why is not None:

@@ -78,9 +78,10 @@ class Memory:
             store = self.store
 
             def rows_after(after: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                rows = store.text_rows(after=after, bound=self.graph.next_id)
-                return (np.array([r[0] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64),
-                        store.matrix([r[5] for r in rows], dim))
+                rows = store.query("SELECT id, clip, embedding FROM texts WHERE id > ? AND id < ? ORDER BY id",
+                                   (after, self.graph.next_id))
+                return (np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                        store.matrix([r[2] for r in rows], dim))
 
             def first(count: int, last: int) -> bool:  # the memory's first count text nodes end at last
                 return store.query("SELECT count(*) FROM texts INDEXED BY texts_by_clip WHERE id <= ?",

@@ -261,6 +261,7 @@ class Retriever:
         start, end = self.graph.clips[clip]
         # equivalence lines read "<character_1>, <character_1>" once translated: not shown
         nodes = [n for n in self.graph.clip_texts[clip] if not self.graph.is_equivalence_node(n)]
+        self.graph.text_nodes(nodes)  # read together
         return ClipHit(clip, start, end, score, [self.graph.translated_text(n) for n in nodes], nodes)
 
 

@@ -265,21 +265,16 @@ class Store:
                                      (bound,))
         return {nid for nid, kind, text, ents in rows if kind == "semantic" and ents and is_equivalence(text)}
 
-    def text_rows(self, ids: list[int] | None = None, after: int = -1, bound: int | None = None) -> list[tuple]:
-        """(id, kind, clip, text, entities, embedding) rows of the given text node ids, or of those
-        above ``after`` (below ``bound``), in id order."""
+    def text_rows(self, ids: list[int], columns: str = "id, kind, clip, text, entities, embedding") -> list[tuple]:
+        """Rows (``columns``) of the given text node ids, in id order."""
         with self._read_lock:
             try:
-                if ids is None:
-                    return self.conn.execute(
-                        "SELECT id, kind, clip, text, entities, embedding FROM texts WHERE id > ? AND id < ? ORDER BY id",
-                        (after, bound if bound is not None else 1 << 62)).fetchall()
                 out: list[tuple] = []
                 for i in range(0, len(ids), 500):
                     chunk = ids[i: i + 500]
                     out += self.conn.execute(
-                        f"SELECT id, kind, clip, text, entities, embedding FROM texts WHERE id IN "
-                        f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall()
+                        f"SELECT {columns} FROM texts WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                        chunk).fetchall()
                 return out
             except sqlite3.DatabaseError as e:
                 raise MemoryFileError(f"{self.path}: memory file is damaged or truncated ({e})") from e
@@ -287,7 +282,7 @@ class Store:
     def text_vectors(self, ids: np.ndarray, dim: int) -> np.ndarray:
         """Embeddings (n, dim) of text node ids, in the order given."""
         ids = [int(i) for i in ids]
-        rows = {r[0]: r[5] for r in self.text_rows(sorted(set(ids)))}
+        rows = dict(self.text_rows(sorted(set(ids)), "id, embedding"))
         missing = [i for i in ids if i not in rows]
         if missing:
             raise MemoryFileError(f"{self.path}: text memories {missing[:5]} are missing from the memory file")

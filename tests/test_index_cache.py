@@ -3,6 +3,7 @@ and rebuilt (never trusted) when damaged, foreign or unreadable."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -62,10 +63,22 @@ def test_memory_grown_since_uses_the_saved_prefix(memory, caplog):
     assert nodes[0] == ids[int(np.argmax(exact))]
 
 
+def _regions(b: bytes) -> list[tuple[int, int]]:
+    """Byte ranges of the codes, graph, node ids and clips in a saved index file."""
+    n = int.from_bytes(b[-8:], "little")
+    cut = np.cumsum([0, *json.loads(b[-8 - n: -8])["parts"]])
+    return [(int(cut[i]), int(cut[i + 1])) for i in range(4)]
+
+
+def _flip(b: bytes, at: int, n: int = 8) -> bytes:
+    return b[:at] + bytes(x ^ 0xFF for x in b[at: at + n]) + b[at + n:]
+
+
 @pytest.mark.parametrize("harm, why", [
-    (lambda b: b[:-100] + bytes(x ^ 0xFF for x in b[-100:]), "it is damaged"),
-    (lambda b: b[: len(b) // 2] + bytes(x ^ 0xFF for x in b[len(b) // 2: len(b) // 2 + 8]) + b[len(b) // 2 + 8:],
-     "it is damaged"),
+    (lambda b: _flip(b, sum(_regions(b)[1]) // 2), "it is damaged"),  # the graph
+    (lambda b: _flip(b, _regions(b)[3][1] - 8), "it is damaged"),  # the last clip
+    (lambda b: _flip(b, _regions(b)[0][1] - 8), "codes are not this memory's"),  # the last vector's code
+    (lambda b: b[:-100] + bytes(x ^ 0xFF for x in b[-100:]), "cannot be read"),  # the header
     (lambda b: b"garbage\n\x00\x01", "cannot be read"),
     (lambda b: b[:40], "cannot be read"),
 ])
@@ -82,6 +95,24 @@ def test_damaged_index_is_rebuilt(memory, caplog, harm, why):
     with caplog.at_level(logging.INFO, logger="m3mem.index"):
         search(memory, q)  # saved again, whole
     assert caplog.text == ""
+
+
+def test_a_damaged_code_between_the_checked_ones_never_changes_a_score(memory, caplog):
+    """Codes are checked at sampled positions only (reading them all would cost what mapping
+    saves); the others only propose candidates, every hit is scored on the memory's vectors."""
+    q = np.random.default_rng(9).standard_normal(32).astype(np.float32)
+    search(memory, q)
+    index = memory.with_name("m.m3mem.index")
+    b = index.read_bytes()
+    end = _regions(b)[0][1]
+    index.write_bytes(_flip(b, end - 32 * 298, 32))  # position 1 of 300 (32-d codes end the region)
+    with Memory.open(memory, None, readonly=True, index_config=SMALL) as mem:
+        with caplog.at_level(logging.INFO, logger="m3mem.index"):
+            scores, pos = mem.index.search(mem.graph.texts[1].embedding, 3)
+        assert caplog.text == "" and mem.index.approximate
+        assert mem.index.node_at(pos[0]) == 1 and scores[0] == pytest.approx(1.0)
+        exact = mem.index.rows(pos) @ mem.graph.texts[1].embedding
+    assert np.allclose(scores, exact)
 
 
 def test_foreign_index_is_rebuilt(memory, tmp_path, caplog):
@@ -118,8 +149,12 @@ def test_index_of_another_version_is_rebuilt(memory, caplog):
     q = np.random.default_rng(9).standard_normal(32).astype(np.float32)
     expected = search(memory, q)
     index = memory.with_name("m.m3mem.index")
-    head, rest = index.read_bytes().split(b"\n", 1)
-    index.write_bytes(head.replace(b'"version": 2', b'"version": 1') + b"\n" + rest)
+    b = index.read_bytes()
+    n = int.from_bytes(b[-8:], "little")
+    header = json.loads(b[-8 - n: -8])
+    header["version"] = 1
+    trailer = json.dumps(header).encode()
+    index.write_bytes(b[:-8 - n] + trailer + len(trailer).to_bytes(8, "little"))
     with caplog.at_level(logging.INFO, logger="m3mem.index"):
         got = search(memory, q)
     assert "another version" in caplog.text and "rebuilding" in caplog.text and got[2] == expected[2]
