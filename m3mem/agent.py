@@ -37,7 +37,7 @@ import numpy as np
 
 from m3mem import navigation
 from m3mem.memory import Memory
-from m3mem.quoting import content_words, quote, quoted_spans, support
+from m3mem.quoting import content_words, continuation, quote, quoted_spans, support
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
 from models.mentions import MENTION_RE
@@ -131,6 +131,7 @@ class AgentOptions:
     navigation: bool = True  # offer [Person]/[Before]/[After]/[First]/[Last] and follow time cues
     lines_per_clip: int = 5  # each clip shows the model its memories closest to the question (0: all)
     retry_echo: bool = True  # an answer made only of the question's words is asked for once more
+    echo_continuation: bool = True  # ...and if it echoes again, the words a memory says after the question's own
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -202,6 +203,11 @@ class Agent:
                 retry, retried = parse_action(again)
                 if retry == "answer" and retried and not self._fault(retried, question, messages[-1]["content"]):
                     content = retried
+                elif fault == ECHO and o.echo_continuation:
+                    said = continuation(question, [quote(m) for e in s.shown.values() for m in e.memories])
+                    if said:  # the words the question leaves out, as a memory says them
+                        content = said
+                        rnd.note = "answer repeated the question twice: the words after the question's in a memory taken"
             rnd.model_seconds = time.perf_counter() - t
             if action == "answer" and content or last:
                 rnd.action, rnd.content, answer = "answer", content, content

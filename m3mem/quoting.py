@@ -69,3 +69,36 @@ def quoted_spans(text: str) -> list[str]:
     """The spans of ``text`` in quotation marks that hold at least two content words."""
     spans = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
     return [s for s in spans if len(content_words(s)) >= 2]
+
+
+_TOKENS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,;:!?]", re.IGNORECASE)
+
+
+def continuation(question: str, memories: list[str], least: int = 2, most: int = 10) -> str | None:
+    """What a memory's quoted words say right after the longest run of the question's own words
+    (at least ``least`` of its content words in a row, stop words between them allowed): the
+    words a cloze-like question asks for ("What is the speaker an advocate of?" over "...an earnest
+    advocate of closer ties between our two countries." -> "closer ties between our two
+    countries"), up to the end of the clause and at most ``most`` words. None when no memory
+    holds such a run followed by a content word."""
+    want = set(content_words(question))
+    best, best_hits = None, least - 1
+    for memory in memories:
+        for span in quoted_spans(memory):
+            tokens = _TOKENS.findall(span)
+            words = [t.lower() for t in tokens]
+            i = 0
+            while i < len(tokens):
+                j, hits = i, 0
+                while j < len(tokens) and words[j][0].isalnum() and (words[j] in want or words[j] in _STOP):
+                    hits += words[j] in want
+                    j += 1
+                if hits > best_hits:
+                    end = j
+                    while end < len(tokens) and words[end][0].isalnum() and end - j < most:
+                        end += 1
+                    tail = " ".join(tokens[j:end])
+                    if content_words(tail):
+                        best, best_hits = tail, hits
+                i = max(j, i + 1)
+    return best

@@ -10,6 +10,7 @@ import pytest
 
 from m3mem.agent import ANSWER_PREFIX, Agent, AgentOptions, parse_action
 from m3mem.memory import Memory
+from m3mem.quoting import continuation
 from models.chat import ChatError, OpenAIChat
 from tests.conftest import HashEmbedder, unit
 from tests.openai_server import ScriptedServer
@@ -321,6 +322,29 @@ def test_an_answer_that_only_repeats_the_question_is_asked_for_again(memory):
     assert Agent(memory, chat).ask("What is the password?").answer == "It is swordfish." and len(chat.calls) == 1
     chat = ScriptedChat(["Action: [Answer]\nContent: The password."])
     assert Agent(memory, chat, AgentOptions(retry_echo=False)).ask("What is the password?").answer == "The password."
+
+
+def test_an_answer_that_repeats_the_question_twice_gives_way_to_what_a_memory_says_after_its_words(memory):
+    """Asked again, a small model may echo again; the answer is then the words a shown memory
+    says right after the question's own (a cloze: "Lunch is at noon in what place?")."""
+    chat = ScriptedChat(["Action: [Answer]\nContent: Lunch is at noon.", "Action: [Answer]\nContent: At noon."])
+    a = Agent(memory, chat).ask("Lunch is at noon in what place?")
+    assert a.answer == "garden" and "repeated the question twice" in a.rounds[-1].note
+    chat = ScriptedChat(["Action: [Answer]\nContent: Lunch is at noon.", "Action: [Answer]\nContent: At noon."])
+    assert Agent(memory, chat, AgentOptions(echo_continuation=False)).ask(
+        "Lunch is at noon in what place?").answer == "Lunch is at noon."
+
+
+def test_continuation_takes_the_words_after_the_longest_run_of_the_question():
+    said = ['<character_4> says at 01:00-01:05: "I have long been an earnest advocate of closer ties between '
+            'our two countries. Thank you."',
+            '<character_2> says: "Keep tuned to your radio and television for survival instructions"',
+            '<character_1> is on screen at 00:01-00:05.']
+    assert continuation("What is the speaker a long-time earnest advocate of?", said) == \
+        "closer ties between our two countries"
+    assert continuation("What should listeners keep tuned to?", said, most=4) == "your radio and television"
+    assert continuation("Who is on screen at the start?", said) is None  # speech only, never the tags
+    assert continuation("What is in the big can?", said) is None
 
 
 def test_an_answer_copied_from_the_worked_examples_is_asked_for_again(memory):
