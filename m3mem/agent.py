@@ -232,12 +232,15 @@ class Agent:
 
     @staticmethod
     def _fault(answer: str, question: str, shown: str) -> str | None:
-        """ECHO when the answer only repeats the question's words; COPIED when its words are all
-        in the worked examples and not all in the knowledge shown (a small model answering the
-        example's question); else None."""
+        """ECHO when the answer only repeats the question's words; COPIED when its words beyond the
+        question's are all in the worked examples and not all in the knowledge shown (a small model
+        answering the example's question: "Where was the child bitten?" -> "The child was bitten
+        in the blue drawer."); else None."""
         if echoes(answer, question):
             return ECHO
-        if content_words(answer) and support(answer, EXAMPLE_TEXT) == 1.0 and support(answer, [shown]) < 1.0:
+        asked = set(content_words(question))
+        new = " ".join(w for w in content_words(answer) if w not in asked)
+        if new and support(new, EXAMPLE_TEXT) == 1.0 and support(new, [shown]) < 1.0:
             return COPIED
         return None
 

@@ -332,11 +332,12 @@ class TextIndex:
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The vectors at ``positions`` (read from the memory first when not yet read)."""
         positions = np.asarray(positions, np.int64)
-        if self._missing is not None:
-            need = np.unique(positions[self._missing[positions]])
+        missing = self._missing  # (evaluation threads search one index; a second read of a row is harmless)
+        if missing is not None:
+            need = np.unique(positions[missing[positions]])
             if len(need):
                 self.vectors[need] = self._fetch(self.node_ids[need])
-                self._missing[need] = False
+                missing[need] = False
         return self.vectors[positions]
 
     def _fill(self) -> None:

@@ -352,6 +352,9 @@ def test_an_answer_copied_from_the_worked_examples_is_asked_for_again(memory):
     a = Agent(memory, chat).ask("Where is the password kept?")
     assert a.answer == "swordfish" and "copied an example" in a.rounds[-1].note
     assert chat.calls[1][0][-1]["content"].startswith("That answer comes from the worked examples")
+    chat = ScriptedChat(["Action: [Answer]\nContent: The password was kept in the blue drawer.",
+                         "Action: [Answer]\nContent: swordfish"])
+    assert Agent(memory, chat).ask("Where was the password kept?").answer == "swordfish"  # its own words aside
     # an answer in the knowledge's words is taken at once
     chat = ScriptedChat(["Action: [Answer]\nContent: the garden"])
     assert Agent(memory, chat).ask("Where is lunch?").answer == "the garden" and len(chat.calls) == 1
