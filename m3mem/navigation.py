@@ -44,7 +44,7 @@ def person_clips(graph: MemoryGraph, who: str, before_clip: int | None) -> list[
         entities = [e for c in chars for e in graph.character_entities(c)]
     if not entities:
         return None
-    clips = {graph.texts[n].clip for n in graph.texts_of_entities(entities)}
+    clips = {t.clip for t in graph.text_nodes(graph.texts_of_entities(entities))}
     return sorted(c for c in clips if before_clip is None or c < before_clip)
 
 
@@ -129,7 +129,7 @@ def same_speaker_later(graph: MemoryGraph, node: int, before_clip: int | None, n
     person = {e for v in voices for e in graph.character_entities(graph.character_of(v))
               if graph.entities[e].kind == "voice"}
     here = graph.texts[node].clip
-    later = [m for m in graph.texts_of_entities(sorted(person))
-             if here < graph.texts[m].clip and (before_clip is None or graph.texts[m].clip < before_clip)
-             and '"' in graph.texts[m].text and person & set(graph.texts[m].entities)]
-    return sorted(later, key=lambda m: (graph.texts[m].clip, m))[:n]
+    later = [t for t in graph.text_nodes(graph.texts_of_entities(sorted(person)))
+             if here < t.clip and (before_clip is None or t.clip < before_clip) and '"' in t.text
+             and person & set(t.entities)]
+    return [t.id for t in sorted(later, key=lambda t: (t.clip, t.id))[:n]]
