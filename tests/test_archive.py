@@ -209,7 +209,10 @@ def test_ctrl_c_stops_a_pool_and_keeps_committed_clips(archive_dir, serial, tmp_
 
     cmd = [sys.executable, "-m", "m3mem.cli", "ingest", str(archive_dir), "--memory", str(tmp_path / "mems"), "--quiet",
            "--workers", "2", "--clip-seconds", "4", "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as a command typed at a terminal: Ctrl-C not ignored (a test run started in the background,
+    # e.g. `nohup ... &`, hands its children SIGINT ignored, and they rightly keep ignoring it)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not any(tmp_path.glob("mems/*.m3mem")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)  # wait until a worker has begun writing, then interrupt at once (the short
