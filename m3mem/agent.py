@@ -82,9 +82,6 @@ COPIED = ("That answer comes from the worked examples, not from this video's kno
           "the words of the knowledge that answer it, or say it is not known.")
 ECHO = ("That only repeats words of the question. Answer again with the words of the knowledge that "
         "answer it, or say it is not known.")
-COUNTED = ("That counts the clips a person appears in, which is how the memory is kept, not something said "
-           "or seen in the video. Answer again with the words of the knowledge that answer it, or say it is "
-           "not known.")
 
 ACTION_RE = re.compile(r"\[?\s*(" + "|".join(navigation.ACTIONS) + r")\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
@@ -201,8 +198,8 @@ class Agent:
                                                        {"role": "user", "content": fault}],
                                            max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
                 rnd.reply += "\n" + again
-                rnd.note = {ECHO: "answer repeated the question", COPIED: "answer copied an example",
-                            COUNTED: "answer counted clips"}[fault] + ": asked again"
+                rnd.note = ("answer repeated the question" if fault == ECHO else "answer copied an example") + \
+                    ": asked again"
                 retry, retried = parse_action(again)
                 if retry == "answer" and retried and not self._fault(retried, question, messages[-1]["content"]):
                     content = retried
@@ -238,16 +235,13 @@ class Agent:
         """ECHO when the answer only repeats the question's words; COPIED when its words beyond the
         question's are all in the worked examples and not all in the knowledge shown (a small model
         answering the example's question: "Where was the child bitten?" -> "The child was bitten
-        in the blue drawer."); COUNTED when it speaks of clips the question does not (a count of
-        clips a person appears in, taken for an answer); else None."""
+        in the blue drawer."); else None."""
         if echoes(answer, question):
             return ECHO
         asked = set(content_words(question))
-        new = [w for w in content_words(answer) if w not in asked]
-        if new and support(" ".join(new), EXAMPLE_TEXT) == 1.0 and support(" ".join(new), [shown]) < 1.0:
+        new = " ".join(w for w in content_words(answer) if w not in asked)
+        if new and support(new, EXAMPLE_TEXT) == 1.0 and support(new, [shown]) < 1.0:
             return COPIED
-        if {"clip", "clips"} & set(new):  # "3 clips.": the memory's own bookkeeping ("seen in 3 clips so far")
-            return COUNTED
         return None
 
     def _quotes(self, s: "_Session", question: str, cue: str | None) -> bool:

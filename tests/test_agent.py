@@ -347,17 +347,6 @@ def test_continuation_takes_the_words_after_the_longest_run_of_the_question():
     assert continuation("What is in the big can?", said) is None
 
 
-def test_an_answer_that_counts_clips_is_asked_for_again(memory):
-    """ "seen in 3 clips so far" is how the memory is kept: "3 clips." answers no question that
-    does not ask about clips."""
-    chat = ScriptedChat(["Action: [Answer]\nContent: 3 clips.", "Action: [Answer]\nContent: at nine"])
-    a = Agent(memory, chat).ask("When does the train leave?")
-    assert a.answer == "at nine" and "counted clips" in a.rounds[-1].note
-    assert chat.calls[1][0][-1]["content"].startswith("That counts the clips")
-    chat = ScriptedChat(["Action: [Answer]\nContent: In 2 clips."])
-    assert Agent(memory, chat).ask("In how many clips is the train mentioned?").answer == "In 2 clips."
-
-
 def test_an_answer_copied_from_the_worked_examples_is_asked_for_again(memory):
     chat = ScriptedChat(["Action: [Answer]\nContent: In the blue drawer.", "Action: [Answer]\nContent: swordfish"])
     a = Agent(memory, chat).ask("Where is the password kept?")
