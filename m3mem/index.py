@@ -53,6 +53,7 @@ class IndexConfig:
     hnsw_ef_construction: int = 40  # HNSW build-time beam width
     hnsw_ef_search: int = 128  # HNSW search-time beam width
     delta_max: int = 8192  # vectors added since the last HNSW update, searched exactly until then
+    filter_exact_share: float = 0.25  # a filter keeping at most this share of the vectors is searched exactly
     use_gpu: bool | None = None  # None: GPU when faiss has one, else CPU
 
 
@@ -382,6 +383,12 @@ class TextIndex:
         self._maintain()
         if self.kind == "flat":
             return self._exact(q[0], k, allowed)
+        if self.kind == "hnsw" and allowed is not None:
+            kept = np.flatnonzero(allowed[: self.size])
+            if len(kept) <= self.config.filter_exact_share * self.size:
+                # a filter that keeps a small share (one person's memories, the first clips) leaves
+                # the graph's search beam with none of them: faiss HNSW then finds few or none
+                return self.score_subset(q[0], kept, k)
         if self.kind == "hnsw" and self.indexed < self.size:
             s1, p1 = self._graph_search(q, k, allowed)
             s2, p2 = self._exact(q[0], k, allowed, start=self.indexed)
@@ -411,12 +418,18 @@ class TextIndex:
         if not self.approximate:
             scores, pos = self.index.search(q, k, params=params)
             keep = pos[0] >= 0
-            return scores[0][keep], pos[0][keep]
-        _, pos = self.index.search(q, min(max(2 * k, k + 16), self.indexed), params=params)
-        pos = pos[0][pos[0] >= 0]
-        scores = self.rows(pos) @ q[0]
-        top = np.argsort(-scores, kind="stable")[:k]
-        return scores[top], pos[top]
+            scores, pos = scores[0][keep], pos[0][keep]
+        else:
+            _, pos = self.index.search(q, min(max(2 * k, k + 16), self.indexed), params=params)
+            pos = pos[0][pos[0] >= 0]
+            scores = self.rows(pos) @ q[0]
+            top = np.argsort(-scores, kind="stable")[:k]
+            scores, pos = scores[top], pos[top]
+        if allowed is not None and len(pos) < k:  # the beam met too few of those kept: all of them, exactly
+            kept = np.flatnonzero(allowed[: self.indexed])
+            if len(kept) > len(pos):
+                return self.score_subset(q[0], kept, k)
+        return scores, pos
 
     def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray | None, start: int = 0):
         """Exact top ``k`` over positions [start, size)."""

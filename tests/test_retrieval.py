@@ -190,3 +190,26 @@ def test_an_older_memory_is_searched_densely_then_indexed_at_its_next_write(tmp_
             w.add_text("episodic", f'<voice_{v}> says: "goodbye"')
         assert [mem.graph.texts[n].clip for n, _ in mem.lexical("swordfish", 5)] == [0]  # old text indexed
         assert [mem.graph.texts[n].clip for n, _ in mem.lexical("goodbye", 5)] == [2]
+
+
+@pytest.mark.parametrize("share", [0.25, 0.0])  # searched exactly at once; through the graph, then exactly
+def test_a_filter_keeping_few_memories_far_from_the_query_still_finds_them(share):
+    """HNSW's filtered search only sees what its beam meets: with one person's memories (or the
+    first clips) kept and the query close to others, faiss returns few or none. The index then
+    scores the kept ones exactly, so a filter never hides what it keeps."""
+    from m3mem.index import TextIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2, 32)).astype(np.float32)
+    vecs = centres[np.arange(4000) % 2] + 0.3 * rng.standard_normal((4000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = TextIndex(32, IndexConfig(hnsw_from=100, hnsw_ef_search=16, filter_exact_share=share, use_gpu=False))
+    index.add(np.arange(4000), np.arange(4000) // 20, vecs)
+    allowed = np.zeros(4000, bool)
+    allowed[1::2][:150] = True  # 150 memories of the second cluster
+    q = centres[0] / np.linalg.norm(centres[0])  # close to the first cluster
+    scores, pos = index.search(q, 5, allowed)
+    kept = np.flatnonzero(allowed)
+    best = kept[np.argsort(-(vecs[kept] @ q))[:5]]
+    assert index.kind == "hnsw" and pos.tolist() == best.tolist()
+    assert np.allclose(scores, vecs[best] @ q)
