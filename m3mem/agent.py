@@ -132,6 +132,7 @@ class AgentOptions:
     lines_per_clip: int = 5  # each clip shows the model its memories closest to the question (0: all)
     retry_echo: bool = True  # an answer made only of the question's words is asked for once more
     echo_continuation: bool = True  # ...and if it echoes again, the words a memory says after the question's own
+    quoted_answers: bool = True  # an answer not in the knowledge is decoded again as a quotation of it (local models)
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -172,12 +173,30 @@ class Agent:
                 s.navigate(s.rounds[-1], cue, anchor, question)
         answer = ""
         closest = self._closest(q)
+        quoting = getattr(self.chat, "complete_quoting", None) if o.quoted_answers else None
         for r in range(o.rounds):
             last = r == o.rounds - 1
-            messages = self._messages(question, {c: closest(e) for c, e in s.shown.items()}, s.asked, last,
-                                      o.navigation, s.notes)
+            view = {c: closest(e) for c, e in s.shown.items()}
+            messages = self._messages(question, view, s.asked, last, o.navigation, s.notes)
+            sources = [quote(m) for e in view.values() for m in e.memories] + \
+                [quote(m) for lines in s.notes.values() for m in lines]
+
+            def quoted(msgs: list[dict], reply: str) -> str:
+                """``reply``, or when its answer says what the knowledge and the question do not
+                (a number or a name made up, a worked example's words), the model's answer again,
+                decoded as a quotation of the knowledge (or a fixed answer: not known, yes / no)."""
+                said = parse_action(reply)[1]
+                if quoting is None or not sources or not said or support(said, sources + [question]) == 1.0:
+                    return reply
+                again = quoting(msgs, sources, _fixed_answers(question), max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                return again if parse_action(again)[1] else reply
+
+            def say(msgs: list[dict]) -> str:
+                """The model's answer to ``msgs``."""
+                return quoted(msgs, self.chat.complete(msgs, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX))
+
             t = time.perf_counter()
-            reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX if last else "")
+            reply = say(messages) if last else self.chat.complete(messages, max_tokens=o.max_tokens)
             rnd = Round("search", "", reply)
             s.rounds.append(rnd)
             action, content = parse_action(reply)
@@ -186,17 +205,22 @@ class Agent:
             repeated = action == "search" and _norm(content) in s.seen
             if (action == "answer" and not content) or repeated:
                 # "Action: [Answer]" alone, or no new query left to try: the answer is asked for
-                reply = self.chat.complete(messages, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                reply = say(messages)
                 rnd.reply += "\n" + reply
                 rnd.note = "repeated query: answer asked for" if repeated else ""
                 action, content = parse_action(reply)
+            elif action == "answer" and not last:
+                again = quoted(messages, reply)
+                if again != reply:
+                    reply = again
+                    rnd.reply += "\n" + reply
+                    rnd.note = "answer not in the knowledge: quoted from it"
+                    content = parse_action(reply)[1]
             fault = self._fault(content, question, messages[-1]["content"]) if action == "answer" else None
             if o.retry_echo and fault:
                 # an "answer" made of the question's own words, or copied from the worked examples:
                 # asked once more, told so
-                again = self.chat.complete(messages + [{"role": "assistant", "content": reply},
-                                                       {"role": "user", "content": fault}],
-                                           max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                again = say(messages + [{"role": "assistant", "content": reply}, {"role": "user", "content": fault}])
                 rnd.reply += "\n" + again
                 rnd.note = ("answer repeated the question" if fault == ECHO else "answer copied an example") + \
                     ": asked again"
@@ -400,6 +424,22 @@ class _Session:
             self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories, h.nodes)
         rnd.clips = [h.clip for h in hits]
         rnd.retrieval_seconds = time.perf_counter() - t
+
+
+NOT_KNOWN = ["It is not known.", "Not known.", "The video does not say.",
+             "I could not find the answer in the memory."]
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|must)\b",
+                     re.IGNORECASE)
+_HOW_MANY = re.compile(r"\bhow\s+many\b", re.IGNORECASE)
+
+
+def _fixed_answers(question: str) -> list[str]:
+    """Answers a quotation may also be, whole: that it is not known; yes / no to a yes-no
+    question; a small count to "how many" (counted, not said)."""
+    extra = ["Yes.", "No."] if _YES_NO.search(question) else []
+    if _HOW_MANY.search(question):
+        extra += [str(n) for n in range(21)]
+    return NOT_KNOWN + extra
 
 
 def echoes(answer: str, question: str) -> bool:

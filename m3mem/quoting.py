@@ -51,13 +51,20 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
+_NUMBERS = dict(enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                          "fifteen sixteen seventeen eighteen nineteen twenty".split()))
+_NUMBERS.update({10 * n: w for n, w in zip(range(3, 10), "thirty forty fifty sixty seventy eighty ninety".split())})
+_SAME_NUMBER = {**{str(n): w for n, w in _NUMBERS.items()}, **{w: str(n) for n, w in _NUMBERS.items()}}
+
+
 def support(answer: str, evidence: list[str]) -> float:
-    """Share of the answer's content words that occur in the evidence it was given (0..1)."""
+    """Share of the answer's content words that occur in the evidence it was given (0..1); a
+    number written in digits or in words counts as either ("3 o'clock" is in "three o'clock")."""
     words = content_words(answer)
     if not words:
         return 1.0
     seen = set(_WORD.findall(" ".join(evidence).lower()))
-    return sum(w in seen for w in words) / len(words)
+    return sum(w in seen or _SAME_NUMBER.get(w) in seen for w in words) / len(words)
 
 
 # a span in quotes: "...", “...”, or '...' whose closing mark ends a word (so "don't" stays inside)

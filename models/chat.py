@@ -12,6 +12,7 @@ Messages are OpenAI-style dicts: {"role": "system" | "user" | "assistant", "cont
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,18 @@ class TransformersChat:
 
     def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0,
                  prefix: str = "") -> str:
+        return self._generate(messages, max_tokens, temperature, prefix)
+
+    def complete_quoting(self, messages: list[dict], sources: list[str], also: list[str] = (),
+                         max_tokens: int = 48, prefix: str = "") -> str:
+        """Like ``complete`` (greedy), but what follows ``prefix`` can only be a quotation: a run
+        of consecutive tokens of one of ``sources`` (starting and ending anywhere, optionally
+        closed by a full stop) or one of ``also`` whole. The model still chooses what to quote;
+        it cannot write words the sources do not hold in that order."""
+        return self._generate(messages, max_tokens, 0.0, prefix, lambda n: Quotation(self.tokenizer, sources, also, n))
+
+    def _generate(self, messages: list[dict], max_tokens: int, temperature: float, prefix: str,
+                  constraint=None) -> str:
         t = time.perf_counter()
         msgs = [{"role": m["role"], "content": _text(m["content"])} for m in messages]
         prompt = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + prefix
@@ -173,11 +186,13 @@ class TransformersChat:
         tokens = ids["input_ids"][0].tolist()
         past, reused = self._reuse(tokens)
         sample = temperature > 0
+        allowed = {"prefix_allowed_tokens_fn": constraint(len(tokens))} if constraint else {}
         with self.torch.inference_mode():
             out = self.model.generate(**ids, max_new_tokens=max_tokens, do_sample=sample,
                                       temperature=temperature if sample else None, top_p=None, top_k=None,
                                       past_key_values=past, return_dict_in_generate=True,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                      **allowed)
         seq = out.sequences[0]
         if self.prefix_cache and out.past_key_values is not None:
             self._kept.append((seq.tolist(), out.past_key_values))
@@ -208,6 +223,63 @@ class TransformersChat:
         if extra:
             cache.crop(-extra)
         return cache, best_n
+
+
+_IN_QUOTES = re.compile(r'"([^"]+)"')
+
+
+class Quotation:
+    """A ``prefix_allowed_tokens_fn`` for ``generate``: the tokens after the first ``start`` must
+    follow one source's tokens in order (from any position), or be one of ``also`` whole; a full
+    stop may close a quotation, and it may end after any token. Each source is tokenized with a
+    space before it, and the spans it holds in double quotes once more on their own, so a
+    quotation may start with a sentence's first word the way the model writes it after a colon."""
+
+    def __init__(self, tokenizer, sources: list[str], also: list[str], start: int):
+        def encode(text: str) -> list[int]:
+            return tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
+
+        texts = [*sources, *(span for src in sources for span in _IN_QUOTES.findall(src))]
+        self.seqs = [encode(t) for t in dict.fromkeys(texts) if t.strip()]
+        self.whole = [encode(a) for a in also if a.strip()]
+        self.positions: dict[int, list[tuple[int, int]]] = {}  # token -> (source, position)
+        for i, seq in enumerate(self.seqs):
+            for p, tok in enumerate(seq):
+                self.positions.setdefault(tok, []).append((i, p))
+        ends = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        self.ends = sorted(e for e in ends if isinstance(e, int) and e >= 0)
+        self.stop = tokenizer.convert_tokens_to_ids(".")
+        self.start = start
+        self.first = sorted(set(self.positions) | {seq[0] for seq in self.whole})
+
+    def __call__(self, batch_id: int, input_ids) -> list[int]:
+        said = input_ids[self.start:].tolist()
+        if not said:
+            return self.first
+        if said[-1] in self.ends:
+            return self.ends
+        nxt, may_end = self._next(said)
+        if not nxt and not may_end:  # only a closing full stop can have led here
+            return self.ends
+        return sorted(nxt | (set(self.ends) | {self.stop} if may_end else set()))
+
+    def _next(self, said: list[int]) -> tuple[set[int], bool]:
+        """Tokens that continue ``said`` as a quotation, and whether it may end here (a passage
+        of a source may end anywhere, a fixed answer only when whole)."""
+        n, out, may_end = len(said), set(), False
+        for i, p in self.positions.get(said[0], []):
+            seq = self.seqs[i]
+            if seq[p:p + n] == said:
+                may_end = True
+                if p + n < len(seq):
+                    out.add(seq[p + n])
+        for seq in self.whole:
+            if seq[:n] == said:
+                if n < len(seq):
+                    out.add(seq[n])
+                else:
+                    may_end = True
+        return out, may_end
 
 
 def offline_default(cache: Path, device: str | None = None) -> TransformersChat:

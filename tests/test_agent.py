@@ -160,6 +160,56 @@ def test_local_transformers_checkpoint_runs_the_loop(memory, tmp_path):
 
 
 
+def test_a_quoted_answer_is_a_passage_of_the_sources_even_from_random_weights(tmp_path):
+    """complete_quoting: a model with random weights would write any tokens; constrained, what
+    follows the prefix is a run of one source's words (or a fixed answer), for many prompts."""
+    from models.chat import TransformersChat
+
+    _tiny_qwen(tmp_path / "tiny")
+    chat = TransformersChat(tmp_path / "tiny", device="cpu")
+    sources = ['<character_1> says at 00:03-00:07: "the train leaves at nine from platform two"',
+               "my sister lives in lisbon near the river"]
+    also = ["Not known."]
+    for i in range(6):
+        messages = [{"role": "user", "content": f"question {i}: where and when? " * (i + 1)}]
+        free = chat.complete(messages, max_tokens=12, prefix="Content:")[len("Content:"):].strip()
+        quoted = chat.complete_quoting(messages, sources, also, max_tokens=12, prefix="Content:")
+        assert quoted.startswith("Content:")
+        said = quoted[len("Content:"):].strip()
+        assert said, quoted
+        assert said in also or any(said.rstrip(".") in s for s in sources), (said, free)
+
+
+def test_the_agent_answers_with_a_quotation_when_the_model_can_quote(memory):
+    """A model that can decode quotations is asked for its answer as one; the question's kind
+    decides the fixed answers allowed besides (not known; yes / no; small counts)."""
+    class QuotingChat(ScriptedChat):
+        def complete_quoting(self, messages, sources, also=(), max_tokens=48, prefix=""):
+            self.quoting = (sources, list(also))
+            return f"{prefix} {'Yes.' if 'Yes.' in also else 'swordfish'}"
+
+    chat = QuotingChat(["Action: [Answer]\nContent: The password is probably fish."])
+    a = Agent(memory, chat, AgentOptions(rounds=3)).ask("What is the password?")
+    assert a.answer == "swordfish" and a.rounds[-1].note == "answer not in the knowledge: quoted from it"
+    sources, also = chat.quoting
+    shown = chat.calls[-1][0][-1]["content"]  # the knowledge in the prompt: every line is a source
+    assert sources and all(json.dumps(s)[1:-1] in shown for s in sources)
+    assert "Not known." in also and "Yes." not in also
+    chat = QuotingChat(["Action: [Answer]\nContent: maybe"])
+    Agent(memory, chat, AgentOptions(rounds=3)).ask("Is the password swordfish?")
+    assert "Yes." in chat.quoting[1] and "3" not in chat.quoting[1]
+    chat = QuotingChat(["Action: [Answer]\nContent: 7"])
+    Agent(memory, chat, AgentOptions(rounds=3)).ask("How many trains leave?")
+    assert "3" in chat.quoting[1]
+    # an answer the knowledge holds (a number in digits for one in words too) is kept as it is
+    chat = QuotingChat(["Action: [Answer]\nContent: The weather is cold."])
+    a = Agent(memory, chat, AgentOptions(rounds=3)).ask("How is the weather today?")
+    assert not hasattr(chat, "quoting") and a.answer == "The weather is cold."
+    chat = QuotingChat(["Action: [Answer]\nContent: The password is probably fish."])
+    a = Agent(memory, chat, AgentOptions(rounds=3, quoted_answers=False)).ask("What is the password?")
+    assert not hasattr(chat, "quoting") and a.answer == "The password is probably fish."
+
+
 def test_prefix_cache_reuses_shared_prompts_and_changes_no_answer(tmp_path):
     """Rounds of one question extend the same prompt: their shared tokens come from the cache,
     and greedy replies are the same as computing every prompt whole."""
