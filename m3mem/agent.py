@@ -16,7 +16,9 @@ round's prompt extends the last one's: the local model reuses its keys/values; o
 - ``[First]`` / ``[Last]``: the first / last clips;
 - ``[Answer]`` the answer.
 
-Every action honours ``before_clip``. A query must differ from the earlier ones: a repeated one
+An answer whose words are in neither the knowledge shown nor the question is asked for once more,
+decoded as a quotation of the knowledge (or "not known", yes / no, a small count) when the chat model
+can (``complete_quoting``: local models). Every action honours ``before_clip``. A query must differ from the earlier ones: a repeated one
 means the model has nothing new to look for, so it is asked for its answer instead. A reply in no
 known form is taken as a search for the question itself. The last round must answer. Character
 ids never reach the final answer: a known name replaces them, otherwise "a person".
