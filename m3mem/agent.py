@@ -184,11 +184,14 @@ class Agent:
                 [quote(m) for lines in s.notes.values() for m in lines]
 
             def quoted(msgs: list[dict], reply: str) -> str:
-                """``reply``, or when its answer says what the knowledge and the question do not
-                (a number or a name made up, a worked example's words), the model's answer again,
+                """``reply``, or when most of what its answer adds to the question's words is not in
+                the knowledge (a number or a colour made up, a worked example's words; a
+                paraphrase with a word of its own is kept), the model's answer again,
                 decoded as a quotation of the knowledge (or a fixed answer: not known, yes / no)."""
                 said = parse_action(reply)[1]
-                if quoting is None or not sources or not said or support(said, sources + [question]) == 1.0:
+                asked = set(content_words(question))
+                new = " ".join(w for w in content_words(said) if w not in asked)
+                if quoting is None or not sources or not new or support(new, sources) >= QUOTE_BELOW:
                     return reply
                 again = quoting(msgs, sources, _fixed_answers(question), max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
                 return again if parse_action(again)[1] else reply
@@ -428,6 +431,7 @@ class _Session:
         rnd.retrieval_seconds = time.perf_counter() - t
 
 
+QUOTE_BELOW = 0.5  # an answer is quoted again when less than this share of its new words is in the knowledge
 NOT_KNOWN = ["It is not known.", "Not known.", "The video does not say.",
              "I could not find the answer in the memory."]
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|must)\b",
