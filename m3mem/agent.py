@@ -16,10 +16,10 @@ round's prompt extends the last one's: the local model reuses its keys/values; o
 - ``[First]`` / ``[Last]``: the first / last clips;
 - ``[Answer]`` the answer.
 
-An answer whose words are in neither the knowledge shown nor the question is asked for once more,
-decoded as a quotation of the knowledge (or "not known", yes / no, a small count) when the chat model
-can (``complete_quoting``: local models). Every action honours ``before_clip``. A query must differ from the earlier ones: a repeated one
-means the model has nothing new to look for, so it is asked for its answer instead. A reply in no
+An answer most of whose words beyond the question's are not in the knowledge shown is asked for
+once more, decoded as a quotation of the knowledge (or "not known", yes / no, a small count) when
+the chat model can (``complete_quoting``: local models). Every action honours ``before_clip``.
+A query must differ from the earlier ones: a repeated one means the model has nothing new to look for, so it is asked for its answer instead. A reply in no
 known form is taken as a search for the question itself. The last round must answer. Character
 ids never reach the final answer: a known name replaces them, otherwise "a person".
 ``AgentOptions(navigation=False)`` keeps M3-Agent's two actions only (for served models trained on
@@ -134,7 +134,7 @@ class AgentOptions:
     lines_per_clip: int = 5  # each clip shows the model its memories closest to the question (0: all)
     retry_echo: bool = True  # an answer made only of the question's words is asked for once more
     echo_continuation: bool = True  # ...and if it echoes again, the words a memory says after the question's own
-    quoted_answers: bool = True  # an answer not in the knowledge is decoded again as a quotation of it (local models)
+    quoted_answers: bool = True  # an answer mostly not in the knowledge is decoded again as a quotation of it
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
