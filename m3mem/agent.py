@@ -19,8 +19,9 @@ round's prompt extends the last one's: the local model reuses its keys/values; o
 An answer most of whose words beyond the question's are not in the knowledge shown is asked for
 once more, decoded as a quotation of the knowledge (or "not known", yes / no, a small count) when
 the chat model can (``complete_quoting``: local models). Every action honours ``before_clip``.
-A query must differ from the earlier ones: a repeated one means the model has nothing new to look for, so it is asked for its answer instead. A reply in no
-known form is taken as a search for the question itself. The last round must answer. Character
+A query must differ from the earlier ones: a repeated one means the model has nothing new to look
+for, so it is asked for its answer instead. A reply in no known form is taken as a search for the
+question itself. The last round must answer. Character
 ids never reach the final answer: a known name replaces them, otherwise "a person".
 ``AgentOptions(navigation=False)`` keeps M3-Agent's two actions only (for served models trained on
 that protocol).
