@@ -184,22 +184,9 @@ class Agent:
             sources = [quote(m) for e in view.values() for m in e.memories] + \
                 [quote(m) for lines in s.notes.values() for m in lines]
 
-            def quoted(msgs: list[dict], reply: str) -> str:
-                """``reply``, or when most of what its answer adds to the question's words is not in
-                the knowledge (a number or a colour made up, a worked example's words; a
-                paraphrase with a word of its own is kept), the model's answer again,
-                decoded as a quotation of the knowledge (or a fixed answer: not known, yes / no)."""
-                said = parse_action(reply)[1]
-                asked = set(content_words(question))
-                new = " ".join(w for w in content_words(said) if w not in asked)
-                if quoting is None or not sources or not new or support(new, sources) >= QUOTE_BELOW:
-                    return reply
-                again = quoting(msgs, sources, _fixed_answers(question), max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
-                return again if parse_action(again)[1] else reply
-
-            def say(msgs: list[dict]) -> str:
-                """The model's answer to ``msgs``."""
-                return quoted(msgs, self.chat.complete(msgs, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX))
+            def say(msgs: list[dict]) -> str:  # the model's answer to msgs
+                reply = self.chat.complete(msgs, max_tokens=o.max_tokens, prefix=ANSWER_PREFIX)
+                return self._quoted(msgs, reply, question, sources, quoting)
 
             t = time.perf_counter()
             reply = say(messages) if last else self.chat.complete(messages, max_tokens=o.max_tokens)
@@ -216,7 +203,7 @@ class Agent:
                 rnd.note = "repeated query: answer asked for" if repeated else ""
                 action, content = parse_action(reply)
             elif action == "answer" and not last:
-                again = quoted(messages, reply)
+                again = self._quoted(messages, reply, question, sources, quoting)
                 if again != reply:
                     reply = again
                     rnd.reply += "\n" + reply
@@ -260,6 +247,18 @@ class Agent:
                        "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
 
+    def _quoted(self, msgs: list[dict], reply: str, question: str, sources: list[str], quoting) -> str:
+        """``reply``, or when most of what its answer adds to the question's words is not in
+        ``sources`` (a number or a colour made up, a worked example's words; a paraphrase with a
+        word of its own is kept), the model's answer to ``msgs`` again, decoded by ``quoting`` as
+        a quotation of the sources (or a fixed answer: not known, yes / no, a small count)."""
+        new = _beyond(parse_action(reply)[1], question)
+        if quoting is None or not sources or not new or support(new, sources) >= QUOTE_BELOW:
+            return reply
+        again = quoting(msgs, sources, _fixed_answers(question), max_tokens=self.options.max_tokens,
+                        prefix=ANSWER_PREFIX)
+        return again if parse_action(again)[1] else reply
+
     @staticmethod
     def _fault(answer: str, question: str, shown: str) -> str | None:
         """ECHO when the answer only repeats the question's words; COPIED when its words beyond the
@@ -268,8 +267,7 @@ class Agent:
         in the blue drawer."); else None."""
         if echoes(answer, question):
             return ECHO
-        asked = set(content_words(question))
-        new = " ".join(w for w in content_words(answer) if w not in asked)
+        new = _beyond(answer, question)
         if new and support(new, EXAMPLE_TEXT) == 1.0 and support(new, [shown]) < 1.0:
             return COPIED
         return None
@@ -447,6 +445,12 @@ def _fixed_answers(question: str) -> list[str]:
     if _HOW_MANY.search(question):
         extra += [str(n) for n in range(21)]
     return NOT_KNOWN + extra
+
+
+def _beyond(answer: str, question: str) -> str:
+    """The answer's content words that are not the question's, joined by spaces."""
+    asked = set(content_words(question))
+    return " ".join(w for w in content_words(answer) if w not in asked)
 
 
 def echoes(answer: str, question: str) -> bool:
