@@ -58,7 +58,8 @@ def perception_models(settings: Settings) -> "PerceptionModels":
     device = pick_device(settings.device)  # a CUDA device asked for and absent fails here, before loading
     faces = face_model(settings)
     asr = (OpenAIWhisperASR(settings.asr, device=device) if settings.asr.endswith(".pt")
-           else FasterWhisperASR(settings.asr, device=device, cache=cache_root(settings)))
+           else FasterWhisperASR(settings.asr, device=device, beam_size=settings.asr_beam,
+                                 cache=cache_root(settings)))
     ocr = None
     if settings.scene_text:
         from models.scene import RapidOCRReader

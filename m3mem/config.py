@@ -24,6 +24,7 @@ class Settings:
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
     faces: str = "dlib"  # "dlib" (packaged CenterFace + dlib) or an insightface model folder (buffalo_l)
     asr: str = "tiny.en"  # "tiny.en" / "base" (packaged), a CTranslate2 folder, or an openai-whisper .pt
+    asr_beam: int | None = None  # ASR beam width; None: 5 on CUDA, 1 (greedy) on the CPU (README "Perception")
     # ingest
     fps: float = 1.0  # frames sampled per second for faces
     clip_seconds: float = 30.0

@@ -282,3 +282,25 @@ def test_speaker_embeddings_batched_equal_one_at_a_time(media):
         w = w / np.abs(w).max() * 0.5
         assert np.allclose(got, enc.encoder.embed_utterance(w.astype(np.float32)), atol=1e-5)
     assert enc.embed([]).shape == (0, 256)
+
+
+def test_the_asr_beam_is_chosen_by_device_and_kept_apart_in_the_cache_key(media, models):
+    """Greedy on the CPU unless asked; a beam of 5 is a different cache key and makes fewer
+    errors on the film dialogue (bench.asr's tuning part)."""
+    from bench.asr import errors, items, load, words
+    from m3mem.config import Settings, cache_root
+    from models.audio import FasterWhisperASR
+
+    greedy = models.asr
+    assert greedy.device == "cpu" and greedy.beam_size == 1 and ":beam" not in greedy.name
+    beam = FasterWhisperASR("tiny.en", device="cpu", beam_size=5, cache=cache_root(Settings()))
+    assert beam.name == greedy.name + ":beam5"
+    film = [(path, text) for part, path, text in items(media) if part == "film"][:6]
+    assert film, "no film recordings in the shared media"
+    wrong = {}
+    for asr in (models.asr, beam):
+        wrong[asr.name] = sum(errors(words(text), words(" ".join(s.text for s in asr.transcribe(load(path)))))
+                              for path, text in film)
+    assert wrong[beam.name] < wrong[greedy.name]
+    with pytest.raises(Exception, match="at least 1"):
+        FasterWhisperASR("tiny.en", device="cpu", beam_size=0)
