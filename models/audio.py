@@ -119,7 +119,7 @@ class FasterWhisperASR:
 
     ``beam_size``: None picks 5 (faster-whisper's own default) on CUDA and 1 (greedy) on the CPU.
     A beam of 5 makes about a sixth fewer word errors than greedy decoding on old film dialogue and
-    fewer on the other test speech, but on the CPU it takes 2.5x the ASR time, which would put
+    fewer on the other test speech, but on the CPU it takes 1.6-2.5x the ASR time, which would put
     perception under 3x real time on 2 cores (``python -m bench.asr``, README "Perception"). The
     name, part of the perception cache key, carries a beam other than 1: transcripts made with
     another beam are not reused."""
