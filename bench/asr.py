@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.media import MEDIA
-
-DIGITS = "zero one two three four five six seven eight nine".split()
-
+from m3mem.quoting import NUMBER_WORDS
 
 def words(text: str) -> list[str]:
     text = re.sub(r"(\d)", r" \1 ", text.lower().replace("’", "'"))
-    return [DIGITS[int(w)] if w.isdigit() else w for w in re.findall(r"[a-z0-9']+", text)]
+    return [NUMBER_WORDS[int(w)] if w.isdigit() else w for w in re.findall(r"[a-z0-9']+", text)]
 
 
 def errors(truth: list[str], said: list[str]) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from m3mem.errors import AnnotationError, InputError
+from m3mem.quoting import NUMBER_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def load_annotations(path: str | Path) -> list[Question]:
 
 
 # ---------------------------------------------------------------- judges
-_NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+_NUMBERS = {w: str(n) for n, w in NUMBER_WORDS.items()}
 _STOP = set("a an the of to in on at for and or is are was were be it its this that with by as his her their "
             "he she they i you we my your our".split())
 

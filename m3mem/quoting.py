@@ -51,10 +51,11 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
-_NUMBERS = dict(enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-                          "fifteen sixteen seventeen eighteen nineteen twenty".split()))
-_NUMBERS.update({10 * n: w for n, w in zip(range(3, 10), "thirty forty fifty sixty seventy eighty ninety".split())})
-_SAME_NUMBER = {**{str(n): w for n, w in _NUMBERS.items()}, **{w: str(n) for n, w in _NUMBERS.items()}}
+# numbers as words, 0-20 and the tens: the same number whether written in digits or in words
+NUMBER_WORDS = dict(enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                              "fifteen sixteen seventeen eighteen nineteen twenty".split()))
+NUMBER_WORDS.update({10 * n: w for n, w in zip(range(3, 10), "thirty forty fifty sixty seventy eighty ninety".split())})
+_SAME_NUMBER = {**{str(n): w for n, w in NUMBER_WORDS.items()}, **{w: str(n) for n, w in NUMBER_WORDS.items()}}
 
 
 def support(answer: str, evidence: list[str]) -> float:
