@@ -1,8 +1,13 @@
 """Real-time factor of each perception stage on real media (processing seconds per video second).
 
     python -m bench.perception [VIDEO ...] [--json PATH] [--fps 1] [--device cpu,cuda]
+                               [--faces mirror,single]
 
-With several devices (``--device cpu,cuda``) the same videos run on each, side by side.
+With several devices (``--device cpu,cuda``) the same videos run on each, side by side. With
+several face embedders (``--faces``, packaged dlib models only) likewise: ``mirror`` (the default:
+each face averaged with its mirror image, the ResNet shared among one process per core),
+``mirror-1`` (the same in this process only), ``single`` (the aligned face alone, in this
+process: the embedder before the mirror average).
 
 Default videos: real clips from ../shared/media. Models load (and warm up) before timing.
 """
@@ -13,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from preprocessing.perception import PerceptionOptions, perceive
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("videos", nargs="*", help="videos to perceive (default: real clips from ../shared/media)")
     ap.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, or several to compare: cpu,cuda")
+    ap.add_argument("--faces", default="mirror",
+                    help="face embedders to compare (dlib only): mirror, mirror-1, single (default mirror)")
     ap.add_argument("--json", metavar="PATH", help="write {video_seconds, total_rtf, stages} per device to PATH")
     args = ap.parse_args(argv)
     videos = [Path(v) for v in args.videos] or [MEDIA / "video" / v for v in DEFAULT if (MEDIA / "video" / v).exists()]
@@ -66,9 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     from m3mem import build
     from m3mem.config import Settings
 
+    variants = {"mirror": {}, "mirror-1": {"workers": 1}, "single": {"flip": False, "workers": 1}}
+    faces = args.faces.split(",")
+    if unknown := [f for f in faces if f not in variants]:
+        print(f"unknown --faces {','.join(unknown)}: choose from {', '.join(variants)}", file=sys.stderr)
+        return 2
     rows = {}
     for device in args.device.split(","):
-        rows[device] = run(videos, build.perception_models(Settings(device=device)), args.fps)
+        models = build.perception_models(Settings(device=device))
+        for face in faces:
+            if face != "mirror" or len(faces) > 1:
+                from models.faces import CenterFaceDlib
+
+                models = replace(models, faces=CenterFaceDlib(**variants[face]))
+            key = device if len(faces) == 1 else f"{device}, faces {face}"
+            rows[key] = run(videos, models, args.fps)
     for device, r in rows.items():
         print(f"device {device}: {len(videos)} videos, {r['video_seconds']:.1f} s of video, fps {args.fps:g}, "
               f"batch = the frames of one clip ({r['frames_per_clip']:.0f} on average)")

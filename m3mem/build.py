@@ -38,11 +38,13 @@ def text_embedder(settings: Settings) -> "TextEmbedder":
 
 
 def face_model(settings: Settings) -> "FaceModel":
-    """``dlib``: packaged CenterFace + dlib ResNet; anything else: an insightface model folder."""
-    if settings.faces == "dlib":
+    """``dlib``: packaged CenterFace + dlib ResNet, each face averaged with its mirror image;
+    ``dlib-single``: the same without the mirror image (faster, weaker: README "Identity");
+    anything else: an insightface model folder."""
+    if settings.faces in ("dlib", "dlib-single"):
         from models.faces import CenterFaceDlib
 
-        return CenterFaceDlib()
+        return CenterFaceDlib(flip=settings.faces == "dlib")
     from models.faces import InsightFace
 
     return InsightFace(settings.faces, device=settings.device)

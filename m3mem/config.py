@@ -22,7 +22,8 @@ class Settings:
     # models
     text_embedder: str = "minilm"  # "minilm" (packaged, offline) or a sentence-transformers folder
     device: str | None = None  # "cpu", "cuda", ...; None picks CUDA when present
-    faces: str = "dlib"  # "dlib" (packaged CenterFace + dlib) or an insightface model folder (buffalo_l)
+    faces: str = "dlib"  # "dlib" (packaged CenterFace + dlib, mirror-averaged), "dlib-single" (no mirror:
+    #   faster, weaker), or an insightface model folder (buffalo_l)
     asr: str = "tiny.en"  # "tiny.en" / "base" (packaged), a CTranslate2 folder, or an openai-whisper .pt
     asr_beam: int | None = None  # ASR beam width; None: 5 on CUDA, 1 (greedy) on the CPU (README "Perception")
     # ingest

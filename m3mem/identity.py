@@ -23,7 +23,7 @@ from m3mem.graph import MemoryGraph
 
 @dataclass(frozen=True)
 class IdentityOptions:
-    face_threshold: float = 0.925  # dlib 128-d cosine; see README "Identity" for the calibration
+    face_threshold: float = 0.928  # dlib 128-d cosine (flip-averaged); see README "Identity" for the calibration
     voice_threshold: float = 0.75  # resemblyzer 256-d: same speaker ~0.8-0.95, different ~0.55-0.7
     ambiguity: float = 0.005  # a best score within this of a rival node's is not a match
     av_voice_threshold: float = 0.55  # a voice joins the voice of the face alone on screen at this score

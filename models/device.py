@@ -52,3 +52,12 @@ def limit_threads(n: int) -> None:
         cv2.setNumThreads(n)
     except ImportError:
         pass
+
+
+def thread_budget() -> int:
+    """The cores this process may use: what ``limit_threads`` (or the user) set in
+    ``OMP_NUM_THREADS``, else the CPUs it may run on."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -1,10 +1,12 @@
 """Calibrate the cross-clip face identity threshold on labelled real clips.
 
-    python scripts/calibrate_identity.py [../shared/media/video/vasp_ids]
+    python scripts/calibrate_identity.py [../shared/media/video/vasp_ids] [--no-flip] [--json PATH]
 
 Each folder is one person. Every clip is perceived with the offline face models; the largest
 face cluster of each clip is matched, clip by clip, into one growing memory, and pairwise
-precision/recall of "same node" against "same folder" is reported per threshold.
+precision/recall of "same node" against "same folder" is reported per threshold, for all people,
+the first half of the folders (tuning) and the second half (test). ``--no-flip`` embeds the
+aligned face alone, not averaged with its mirror image (the embedder before the flip).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from preprocessing.faces import FaceOptions
 from preprocessing.video import DecodeOptions, iter_clips
 
 
-def clip_clusters(root: Path, fps: float) -> list[tuple[str, np.ndarray]]:
-    model = build.face_model(Settings())
+def clip_clusters(root: Path, fps: float, flip: bool = True) -> list[tuple[str, np.ndarray]]:
+    from models.faces import CenterFaceDlib
+
+    model = CenterFaceDlib(flip=flip) if flip is False else build.face_model(Settings())
     out = []
     for person in sorted(p for p in root.iterdir() if p.is_dir()):
         for video in sorted(person.glob("*.mp4")):
@@ -88,14 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", nargs="?", default=str(MEDIA / "video/vasp_ids"))
     ap.add_argument("--fps", type=float, default=1.0)
+    ap.add_argument("--no-flip", action="store_true", help="embed faces without their mirror image")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
-    items = clip_clusters(Path(args.root), args.fps)
-    items = interleave(items)
-    rows = [evaluate(items, t) for t in np.arange(0.80, 0.985, 0.01).round(3)]
-    print(f"{'threshold':>9} {'precision':>9} {'recall':>7} {'nodes':>5}")
-    for r in rows:
-        print(f"{r['threshold']:9.3f} {r['precision']:9.3f} {r['recall']:7.3f} {r['nodes']:5d}")
+    items = interleave(clip_clusters(Path(args.root), args.fps, flip=not args.no_flip))
+    people = sorted({label for label, _ in items}, key=lambda p: (len(p), p))  # ID2 before ID10
+    tuning = set(people[: len(people) // 2])
+    parts = {"all": items, "tuning": [i for i in items if i[0] in tuning],
+             "test": [i for i in items if i[0] not in tuning]}
+    rows = [{**evaluate(part, t), "part": name} for t in np.arange(0.86, 0.9751, 0.005).round(3)
+            for name, part in parts.items()]
+    print(f"tuning: {', '.join(sorted(tuning, key=lambda p: (len(p), p)))}; test: the other "
+          f"{len(people) - len(tuning)} people")
+    print(f"{'threshold':>9} " + " ".join(f"{n + ' P / R / nodes':>22}" for n in parts))
+    for t in sorted({r['threshold'] for r in rows}):
+        cells = [r for r in rows if r["threshold"] == t]
+        print(f"{t:9.3f} " + " ".join(f"{r['precision']:>10.3f} / {r['recall']:.3f} / {r['nodes']:2d}" for r in cells))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
