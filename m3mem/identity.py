@@ -7,8 +7,10 @@ it starts a node).
 
 Voices also use what the faces show: a voice heard while one face is alone on screen, when that
 face's node already belongs to a character with a voice, joins that voice at a lower score than
-voices need on their own. Speaker embeddings of one person recorded in different places differ more
-than faces do; the face is the stronger evidence. Thresholds were calibrated on real media (see
+voices need on their own, even when another cluster of the same clip, heard while the same face
+was alone, took that voice already (the clip's clustering split one speaker). Speaker embeddings
+of one person recorded in different places differ more than faces do; the face is the stronger
+evidence. Thresholds were calibrated on real media (see
 ``scripts/calibrate_identity.py``, ``scripts/calibrate_voices.py``, ``bench/identity.py`` and README).
 """
 
@@ -118,17 +120,20 @@ def match_voices(graph: MemoryGraph, voices: list[np.ndarray], partners: list[in
     alone on screen while it speaks (``partners``: a face node id or None) belongs to a character
     with a voice, that voice if the score reaches ``av_voice_threshold``."""
     out = match(graph, "voice", voices, options.voice_threshold)
-    taken = {n for n in out if n is not None}
+    # which face was alone on screen while the cluster that took each node spoke: a node takes one
+    # cluster per clip, except that two clusters heard while the same face is alone on screen are
+    # one speaker split by the clip's clustering (a person recorded twice, a change of tone)
+    taken = {n: partners[k] for k, n in enumerate(out) if n is not None}
     for k, (node, face) in enumerate(zip(out, partners)):
         if node is not None or face is None:
             continue
         candidates = [e for e in graph.character_entities(graph.character_of(face))
-                      if graph.entities[e].kind == "voice" and e not in taken]
+                      if graph.entities[e].kind == "voice" and taken.get(e, face) == face]
         if not candidates:
             continue
         c = centroid(voices[k])
         best = max(candidates, key=lambda e: float((graph.entities[e].embeddings @ c).mean()))
         if float((graph.entities[best].embeddings @ c).mean()) >= options.av_voice_threshold:
             out[k] = best
-            taken.add(best)
+            taken[best] = face
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from m3mem.graph import MemoryGraph
-from m3mem.identity import IdentityOptions, match
+from m3mem.identity import IdentityOptions, match, match_voices
 from m3mem.memory import Memory
 from tests.test_perception import make_video, run
 
@@ -172,3 +172,35 @@ def test_one_person_for_many_clips_grows_no_nodes(tmp_path, media, ingestor, per
             born = [min(g.texts[t].clip for t in g.texts_of_entities([n])) for n in g.entity_ids(kind)]
             assert 1 <= len(born) <= most, (kind, born)
             assert sum(b >= half for b in born) <= 1, (kind, born)  # the last two passes add at most one
+
+
+def _near(u: np.ndarray, cos: float, n: int, seed: int) -> np.ndarray:
+    """``n`` unit vectors at cosine ``cos`` to the unit vector ``u``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        r = rng.normal(size=u.shape)
+        r -= (r @ u) * u
+        out.append(cos * u + np.sqrt(1 - cos ** 2) * r / np.linalg.norm(r))
+    return np.stack(out).astype(np.float32)
+
+
+def test_a_speaker_split_in_one_clip_joins_one_voice_only_while_the_same_face_is_alone():
+    """A clip's clustering can split one person's speech in two (two recordings of her, a change of
+    tone); both halves heard while her face is alone on screen join her one voice node. A second
+    voice heard while another face, or no face, is on screen does not: one node per clip, as before."""
+    g = MemoryGraph()
+    u = _near(np.eye(256, dtype=np.float32)[0], 1.0, 1, 0)[0]
+    face = g.add_entity("face", _near(np.eye(128, dtype=np.float32)[0], 0.95, 3, 1))
+    other_face = g.add_entity("face", _near(np.eye(128, dtype=np.float32)[1], 0.95, 3, 2))
+    voice = g.add_entity("voice", _near(u, 0.9, 4, 3))
+    g.add_clip(0, 0.0, 30.0)
+    g.add_text("semantic", f"Equivalence: <face_{face}>, <voice_{voice}>", 0, np.ones(384, np.float32) / np.sqrt(384))
+    assert g.character_of(voice) == g.character_of(face)
+    opts = IdentityOptions()
+    same, split = _near(u, 0.9, 3, 4), _near(u, 0.62, 3, 5)  # the split half: below the voice threshold
+    assert match_voices(g, [same, split], [face, face], opts) == [voice, voice]
+    assert match_voices(g, [same, split], [face, other_face], opts) == [voice, None]
+    assert match_voices(g, [same, split], [face, None], opts) == [voice, None]
+    assert match_voices(g, [same, split], [None, face], opts) == [voice, None]  # the taker had no face
+    assert match_voices(g, [split], [face], opts) == [voice]  # alone in its clip: the face's voice, as before
