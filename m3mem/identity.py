@@ -32,6 +32,8 @@ class IdentityOptions:
     av_seconds: float = 1.0  # ...when it speaks at least this long while that face is alone on screen
     av_share: float = 0.5  # ...and that is at least this share of its speech in the clip
     av_margin: float = 0.5  # seconds a sampled face detection counts as visible around it
+    split_share: float = 0.9  # a clip's second cluster joins the voice its first took only when this
+    #   share of its speech is heard while the same face is alone (not a window straddling a cut)
 
 
 def centroid(embeddings: np.ndarray) -> np.ndarray:
@@ -115,10 +117,13 @@ def solo_partner(face_times: list[list[float]], speech: list[tuple[float, float]
 
 
 def match_voices(graph: MemoryGraph, voices: list[np.ndarray], partners: list[int | None],
-                 options: IdentityOptions) -> list[int | None]:
+                 options: IdentityOptions, split_partners: list[int | None] | None = None) -> list[int | None]:
     """Voice node for each voice cluster: by voice alone at ``voice_threshold``; else, when the face
     alone on screen while it speaks (``partners``: a face node id or None) belongs to a character
-    with a voice, that voice if the score reaches ``av_voice_threshold``."""
+    with a voice, that voice if the score reaches ``av_voice_threshold``; a voice another cluster of
+    this clip took only when that cluster's partner is the same face and so is this one's
+    ``split_partners`` entry (the face alone for ``split_share`` of its speech; default: ``partners``)."""
+    split_partners = partners if split_partners is None else split_partners
     out = match(graph, "voice", voices, options.voice_threshold)
     # which face was alone on screen while the cluster that took each node spoke: a node takes one
     # cluster per clip, except that two clusters heard while the same face is alone on screen are
@@ -128,7 +133,7 @@ def match_voices(graph: MemoryGraph, voices: list[np.ndarray], partners: list[in
         if node is not None or face is None:
             continue
         candidates = [e for e in graph.character_entities(graph.character_of(face))
-                      if graph.entities[e].kind == "voice" and taken.get(e, face) == face]
+                      if graph.entities[e].kind == "voice" and (e not in taken or taken[e] == face == split_partners[k])]
         if not candidates:
             continue
         c = centroid(voices[k])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -149,9 +149,12 @@ class Ingestor:
         """Match identities, write entities, memorize, store — all in one clip transaction."""
         g, o = mem.graph, self.identity
         face_match = match(g, "face", [f.embeddings for f in p.faces], o.face_threshold, ambiguity=o.ambiguity)
-        partners = [solo_partner([f.times for f in p.faces], v.spans, o) for v in p.voices]
-        voice_match = match_voices(g, [v.embeddings for v in p.voices],
-                                   [face_match[i] if i is not None else None for i in partners], o)
+        def partners(options: IdentityOptions) -> list[int | None]:  # face node alone while each voice speaks
+            solo = [solo_partner([f.times for f in p.faces], v.spans, options) for v in p.voices]
+            return [face_match[i] if i is not None else None for i in solo]
+
+        voice_match = match_voices(g, [v.embeddings for v in p.voices], partners(o), o,
+                                   partners(replace(o, av_share=o.split_share)))
         all_state = json.loads(mem.store.get_meta("memorizer_state") or "{}")
         state = all_state.setdefault(self.memorizer.name, {})
         with mem.clip(p.clip, p.start, p.end) as w:

@@ -204,3 +204,5 @@ def test_a_speaker_split_in_one_clip_joins_one_voice_only_while_the_same_face_is
     assert match_voices(g, [same, split], [face, None], opts) == [voice, None]
     assert match_voices(g, [same, split], [None, face], opts) == [voice, None]  # the taker had no face
     assert match_voices(g, [split], [face], opts) == [voice]  # alone in its clip: the face's voice, as before
+    # a window straddling a cut (the face alone for most, not nearly all, of its speech) stays apart
+    assert match_voices(g, [same, split], [face, face], opts, [face, None]) == [voice, None]
