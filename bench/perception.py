@@ -81,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = {}
     for device in args.device.split(","):
+        from models.faces import CenterFaceDlib
+
         models = build.perception_models(Settings(device=device))
         for face in faces:
-            if face != "mirror" or len(faces) > 1:
-                from models.faces import CenterFaceDlib
-
-                models = replace(models, faces=CenterFaceDlib(**variants[face]))
             key = device if len(faces) == 1 else f"{device}, faces {face}"
-            rows[key] = run(videos, models, args.fps)
+            rows[key] = run(videos, replace(models, faces=CenterFaceDlib(**variants[face])), args.fps)
     for device, r in rows.items():
         print(f"device {device}: {len(videos)} videos, {r['video_seconds']:.1f} s of video, fps {args.fps:g}, "
               f"batch = the frames of one clip ({r['frames_per_clip']:.0f} on average)")

@@ -30,9 +30,7 @@ from preprocessing.video import DecodeOptions, iter_clips
 
 
 def clip_clusters(root: Path, fps: float, flip: bool = True) -> list[tuple[str, np.ndarray]]:
-    from models.faces import CenterFaceDlib
-
-    model = CenterFaceDlib(flip=flip) if flip is False else build.face_model(Settings())
+    model = build.face_model(Settings(faces="dlib" if flip else "dlib-single"))
     out = []
     for person in sorted(p for p in root.iterdir() if p.is_dir()):
         for video in sorted(person.glob("*.mp4")):
