@@ -1,13 +1,14 @@
 """Real-time factor of each perception stage on real media (processing seconds per video second).
 
     python -m bench.perception [VIDEO ...] [--json PATH] [--fps 1] [--device cpu,cuda]
-                               [--faces mirror,single]
+                               [--faces mirror,single] [--asr tiny.en,base]
 
 With several devices (``--device cpu,cuda``) the same videos run on each, side by side. With
 several face embedders (``--faces``, packaged dlib models only) likewise: ``mirror`` (the default:
 each face averaged with its mirror image, the ResNet shared among one process per core),
 ``mirror-1`` (the same in this process only), ``single`` (the aligned face alone, in this
-process: the embedder before the mirror average).
+process: the embedder before the mirror average). With several ASR models (``--asr``, packaged or
+a CTranslate2 folder; multilingual ones told English) likewise.
 
 Default videos: real clips from ../shared/media. Models load (and warm up) before timing.
 """
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, or several to compare: cpu,cuda")
     ap.add_argument("--faces", default="mirror",
                     help="face embedders to compare (dlib only): mirror, mirror-1, single (default mirror)")
+    ap.add_argument("--asr", help="ASR models to compare, e.g. tiny.en,base (default: the settings' ASR)")
     ap.add_argument("--json", metavar="PATH", help="write {video_seconds, total_rtf, stages} per device to PATH")
     args = ap.parse_args(argv)
     videos = [Path(v) for v in args.videos] or [MEDIA / "video" / v for v in DEFAULT if (MEDIA / "video" / v).exists()]
@@ -79,14 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [f for f in faces if f not in variants]:
         print(f"unknown --faces {','.join(unknown)}: choose from {', '.join(variants)}", file=sys.stderr)
         return 2
+    asrs = args.asr.split(",") if args.asr else [None]
     rows = {}
     for device in args.device.split(","):
         from models.faces import CenterFaceDlib
 
-        models = build.perception_models(Settings(device=device))
-        for face in faces:
-            key = device if len(faces) == 1 else f"{device}, faces {face}"
-            rows[key] = run(videos, replace(models, faces=CenterFaceDlib(**variants[face])), args.fps)
+        for asr in asrs:
+            models = build.perception_models(Settings(device=device, **({"asr": asr} if asr else {})))
+            for face in faces:
+                key = ", ".join([device] + ([f"faces {face}"] if len(faces) > 1 else [])
+                                + ([f"asr {asr}"] if len(asrs) > 1 else []))
+                rows[key] = run(videos, replace(models, faces=CenterFaceDlib(**variants[face])), args.fps)
     for device, r in rows.items():
         print(f"device {device}: {len(videos)} videos, {r['video_seconds']:.1f} s of video, fps {args.fps:g}, "
               f"batch = the frames of one clip ({r['frames_per_clip']:.0f} on average)")

@@ -136,6 +136,7 @@ class AgentOptions:
     retry_echo: bool = True  # an answer made only of the question's words is asked for once more
     echo_continuation: bool = True  # ...and if it echoes again, the words a memory says after the question's own
     quoted_answers: bool = True  # an answer mostly not in the knowledge is decoded again as a quotation of it
+    sentence_context: bool = True  # a line shown mid-sentence brings the speech lines of its sentence (within lines_per_clip)
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -313,8 +314,15 @@ class Agent:
             if len(e.memories) <= k or len(e.nodes) != len(e.memories):
                 return e
             sims = np.stack([graph.texts[n].embedding for n in e.nodes]) @ q
-            keep = sorted(set(np.argsort(-sims, kind="stable")[:k].tolist())
-                          | {i for i, n in enumerate(e.nodes) if n in e.pinned})
+            keep = {i for i, n in enumerate(e.nodes) if n in e.pinned}
+            budget = len(keep) + k
+            for i in np.argsort(-sims, kind="stable").tolist():
+                if len(keep) >= budget:
+                    break
+                keep.add(i)
+                if self.options.sentence_context:
+                    keep |= set(_sentence_neighbours(e.memories, i)[: budget - len(keep)])
+            keep = sorted(keep)
             return Evidence(e.clip, e.start, e.end, [e.memories[i] for i in keep], [e.nodes[i] for i in keep])
 
         return closest
@@ -445,6 +453,31 @@ def _fixed_answers(question: str) -> list[str]:
     if _HOW_MANY.search(question):
         extra += [str(n) for n in range(21)]
     return NOT_KNOWN + extra
+
+
+_SPOKEN = re.compile(r'"([^"]*)"\s*$')  # a memory ending with quoted speech
+
+
+def _sentence_neighbours(memories: list[str], i: int) -> list[int]:
+    """The speech lines around ``memories[i]`` (a clip's memories in time order) that its sentence
+    runs into: the one before when that one stops mid-sentence, the one after when ``i`` does.
+    Speech is cut where the speaker window changes, so "They're supposed to" / "be another
+    broadcast at three o'clock." are two memories of two voices; shown one without the other, the
+    answer is lost. Only for punctuated speech (a clip where some line ends a sentence)."""
+    said = [m.group(1).strip() if (m := _SPOKEN.search(t)) else None for t in memories]
+    if said[i] is None or not any(x and x.endswith(_SENTENCE_END) for x in said):
+        return []  # not speech, or a transcript without punctuation: nothing tells where sentences end
+    out = []
+    prev = next((j for j in range(i - 1, -1, -1) if said[j] is not None), None)
+    if prev is not None and said[prev] and not said[prev].endswith(_SENTENCE_END):
+        out.append(prev)
+    nxt = next((j for j in range(i + 1, len(said)) if said[j] is not None), None)
+    if nxt is not None and said[i] and not said[i].endswith(_SENTENCE_END):
+        out.append(nxt)
+    return out
+
+
+_SENTENCE_END = (".", "?", "!", "\u2026")
 
 
 def _beyond(answer: str, question: str) -> str:

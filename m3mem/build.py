@@ -59,8 +59,9 @@ def perception_models(settings: Settings) -> "PerceptionModels":
 
     device = pick_device(settings.device)  # a CUDA device asked for and absent fails here, before loading
     faces = face_model(settings)
-    asr = (OpenAIWhisperASR(settings.asr, device=device) if settings.asr.endswith(".pt")
-           else FasterWhisperASR(settings.asr, device=device, beam_size=settings.asr_beam,
+    language = None if settings.asr_language == "auto" else settings.asr_language
+    asr = (OpenAIWhisperASR(settings.asr, device=device, language=language) if settings.asr.endswith(".pt")
+           else FasterWhisperASR(settings.asr, device=device, beam_size=settings.asr_beam, language=language,
                                  cache=cache_root(settings)))
     ocr = None
     if settings.scene_text:

@@ -25,6 +25,7 @@ class Settings:
     faces: str = "dlib"  # "dlib" (packaged CenterFace + dlib, mirror-averaged), "dlib-single" (no mirror:
     #   faster, weaker), or an insightface model folder (buffalo_l)
     asr: str = "tiny.en"  # "tiny.en" / "base" (packaged), a CTranslate2 folder, or an openai-whisper .pt
+    asr_language: str = "en"  # spoken language for a multilingual ASR model ("auto": detected per clip)
     asr_beam: int | None = None  # ASR beam width; None: 5 on CUDA, 1 (greedy) on the CPU (README "Perception")
     # ingest
     fps: float = 1.0  # frames sampled per second for faces

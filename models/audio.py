@@ -122,7 +122,12 @@ class FasterWhisperASR:
     fewer on the other test speech, but on the CPU it takes 1.6-2.5x the ASR time, which would put
     perception under 3x real time on 2 cores (``python -m bench.asr``, README "Perception"). The
     name, part of the perception cache key, carries a beam other than 1: transcripts made with
-    another beam are not reused."""
+    another beam are not reused.
+
+    ``language``: the spoken language for a multilingual model (None: detected per call; English-only
+    ``.en`` models are always English). Detection on a few seconds of film dialogue picks wrong
+    languages: the packaged base model's word error rate on short English utterances is 0.21 detected
+    and 0.10 told "en" (``python -m bench.asr``). A language told is part of the name."""
 
     def __init__(self, model: str | Path = "tiny.en", device: str | None = None,
                  language: str | None = None, beam_size: int | None = None, cache: Path | None = None):
@@ -134,7 +139,8 @@ class FasterWhisperASR:
             raise ImportError(f"ASR needs faster-whisper: {PERCEPTION}") from e
         path = Path(model) if Path(model).is_dir() else packaged_whisper(str(model), cache)
         dev = pick_device(device)
-        self.language = language or ("en" if str(model).endswith(".en") else None)
+        english_only = str(model).endswith(".en")
+        self.language = "en" if english_only else language
         self.beam_size = beam_size or 5
         self.device, self.cpu_reason = "cpu", ""
         if dev.startswith("cuda"):
@@ -154,6 +160,8 @@ class FasterWhisperASR:
             self.model = WhisperModel(str(path), device="cpu", compute_type="int8", local_files_only=True)
             self.beam_size = beam_size or 1
         self.name = path.name if self.beam_size == 1 else f"{path.name}:beam{self.beam_size}"
+        if self.language and not english_only:  # a multilingual model told the language: another transcript
+            self.name += f":{self.language}"
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         segments, _ = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,
@@ -178,8 +186,9 @@ class OpenAIWhisperASR:
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint}: no such Whisper checkpoint (.pt)")
         self.model = whisper.load_model(str(checkpoint), device=pick_device(device))
-        self.name = checkpoint.stem
-        self.language = language
+        self.language = "en" if checkpoint.stem.endswith(".en") else language
+        self.name = checkpoint.stem + (f":{self.language}" if language and self.language == language
+                                       and not checkpoint.stem.endswith(".en") else "")
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         r = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,

@@ -360,6 +360,37 @@ def test_a_long_clip_shows_the_model_its_lines_closest_to_the_question(tmp_path)
         assert len(lines) == 12
 
 
+def test_a_line_shown_mid_sentence_brings_the_lines_that_finish_its_sentence(tmp_path):
+    """Speech is cut where the speaker window changes: "They're supposed to" / "be another broadcast
+    at three o'clock." are two memories. The line closest to the question brings the line before it
+    when that one stops mid-sentence, and the line after it when it stops mid-sentence itself,
+    within the clip's ``lines_per_clip``; finished sentences around it stay out
+    (``sentence_context=False``: the closest lines only)."""
+    from m3mem import build
+    from m3mem.config import Settings
+
+    said = ["We had it translated into Italian.", "Well, I heard there's going to", "be another broadcast at three "
+            "o'clock. Ten", "minutes.", "Did you hear another broadcast on the radio?", "That broadcast was loud.",
+            "We better leave soon.", "Is she conscious?"]
+    with Memory.open(tmp_path / "m.m3mem", build.text_embedder(Settings()), create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            w.add_text("episodic", "<character_1> is on screen at 00:00-00:10.")
+            for i, line in enumerate(said):
+                w.add_text("episodic", f'<voice_{i % 3}> says at 00:{i:02d}-00:{i + 1:02d}: "{line}"')
+
+        def shown(options: AgentOptions) -> list[str]:
+            chat = ScriptedChat(["Action: [Answer]\nContent: three o'clock"])
+            Agent(mem, chat, options).ask("At what time is there supposed to be another broadcast?")
+            knowledge = json.loads(chat.calls[0][0][-1]["content"].split("\n")[0].removeprefix("Searched knowledge: "))
+            return [x.split('"')[1] for x in knowledge["CLIP_0"] if '"' in x]
+
+        alone = shown(AgentOptions(lines_per_clip=1, sentence_context=False))
+        assert alone == ["be another broadcast at three o'clock. Ten"]
+        assert shown(AgentOptions(lines_per_clip=1)) == alone
+        assert shown(AgentOptions(lines_per_clip=3)) == said[1:4]
+        assert shown(AgentOptions(lines_per_clip=3, sentence_context=False)) == [said[2], said[4], said[5]]
+
+
 def test_an_answer_that_only_repeats_the_question_is_asked_for_again(memory):
     """"What is the password?" -> "The password." says nothing: the model is told so once, and
     its second answer is taken; an answer with words of its own is taken at once."""

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clip-seconds", type=float, help="clip length (default 30)")
     s.add_argument("--scene-text", action="store_const", const=True, help="read on-screen text (rapidocr)")
     s.add_argument("--asr", help="tiny.en (default), base, a CTranslate2 folder or an openai-whisper .pt")
+    s.add_argument("--asr-language", help="spoken language for a multilingual ASR model, e.g. en (default) or fr; auto detects it per clip")
     s.add_argument("--asr-beam", type=int, help="beam width of the ASR decoding (default: 5 on CUDA, 1 on the CPU: fewer errors, slower)")
     s.add_argument("--faces", help="dlib (default: packaged, each face averaged with its mirror image), "
                    "dlib-single (no mirror image: about 10%% faster perception, weaker identity) "
