@@ -186,9 +186,9 @@ class OpenAIWhisperASR:
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint}: no such Whisper checkpoint (.pt)")
         self.model = whisper.load_model(str(checkpoint), device=pick_device(device))
-        self.language = "en" if checkpoint.stem.endswith(".en") else language
-        self.name = checkpoint.stem + (f":{self.language}" if language and self.language == language
-                                       and not checkpoint.stem.endswith(".en") else "")
+        english_only = checkpoint.stem.endswith(".en")
+        self.language = "en" if english_only else language
+        self.name = checkpoint.stem + (f":{language}" if language and not english_only else "")
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         r = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,
