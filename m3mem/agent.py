@@ -316,12 +316,13 @@ class Agent:
             sims = np.stack([graph.texts[n].embedding for n in e.nodes]) @ q
             keep = {i for i, n in enumerate(e.nodes) if n in e.pinned}
             budget = len(keep) + k
+            said = _speech(e.memories) if self.options.sentence_context else None
             for i in np.argsort(-sims, kind="stable").tolist():
                 if len(keep) >= budget:
                     break
                 keep.add(i)
-                if self.options.sentence_context:
-                    keep |= set(_sentence_neighbours(e.memories, i)[: budget - len(keep)])
+                if said is not None:
+                    keep |= set(_sentence_neighbours(said, i)[: budget - len(keep)])
             keep = sorted(keep)
             return Evidence(e.clip, e.start, e.end, [e.memories[i] for i in keep], [e.nodes[i] for i in keep])
 
@@ -458,13 +459,18 @@ def _fixed_answers(question: str) -> list[str]:
 _SPOKEN = re.compile(r'"([^"]*)"\s*$')  # a memory ending with quoted speech
 
 
-def _sentence_neighbours(memories: list[str], i: int) -> list[int]:
-    """The speech lines around ``memories[i]`` (a clip's memories in time order) that its sentence
-    runs into: the one before when that one stops mid-sentence, the one after when ``i`` does.
-    Speech is cut where the speaker window changes, so "They're supposed to" / "be another
-    broadcast at three o'clock." are two memories of two voices; shown one without the other, the
-    answer is lost. Only for punctuated speech (a clip where some line ends a sentence)."""
-    said = [m.group(1).strip() if (m := _SPOKEN.search(t)) else None for t in memories]
+def _speech(memories: list[str]) -> list[str | None]:
+    """The quoted speech each memory ends with (None: not speech)."""
+    return [m.group(1).strip() if (m := _SPOKEN.search(t)) else None for t in memories]
+
+
+def _sentence_neighbours(said: list[str | None], i: int) -> list[int]:
+    """The speech lines around line ``i`` of a clip (``said``: ``_speech`` of its memories, in time
+    order) that its sentence runs into: the one before when that one stops mid-sentence, the one
+    after when ``i`` does. Speech is cut where the speaker window changes, so "They're supposed to"
+    / "be another broadcast at three o'clock." are two memories of two voices; shown one without
+    the other, the answer is lost. Only for punctuated speech (a clip where some line ends a
+    sentence)."""
     if said[i] is None or not any(x and x.endswith(_SENTENCE_END) for x in said):
         return []  # not speech, or a transcript without punctuation: nothing tells where sentences end
     out = []

@@ -114,6 +114,14 @@ def packaged_whisper(name: str, cache: Path | None = None) -> Path:
     return path
 
 
+def _language(model: str, language: str | None) -> tuple[str | None, str]:
+    """(language to decode in, suffix of the model's cache-key name): English-only ``.en`` models
+    are always English; a multilingual model told a language makes another transcript."""
+    if model.endswith(".en"):
+        return "en", ""
+    return language, f":{language}" if language else ""
+
+
 class FasterWhisperASR:
     """faster-whisper over a CTranslate2 folder (default: packaged tiny.en), CUDA when present.
 
@@ -139,8 +147,7 @@ class FasterWhisperASR:
             raise ImportError(f"ASR needs faster-whisper: {PERCEPTION}") from e
         path = Path(model) if Path(model).is_dir() else packaged_whisper(str(model), cache)
         dev = pick_device(device)
-        english_only = str(model).endswith(".en")
-        self.language = "en" if english_only else language
+        self.language, told = _language(str(model), language)
         self.beam_size = beam_size or 5
         self.device, self.cpu_reason = "cpu", ""
         if dev.startswith("cuda"):
@@ -160,8 +167,7 @@ class FasterWhisperASR:
             self.model = WhisperModel(str(path), device="cpu", compute_type="int8", local_files_only=True)
             self.beam_size = beam_size or 1
         self.name = path.name if self.beam_size == 1 else f"{path.name}:beam{self.beam_size}"
-        if self.language and not english_only:  # a multilingual model told the language: another transcript
-            self.name += f":{self.language}"
+        self.name += told
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         segments, _ = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,
@@ -186,9 +192,8 @@ class OpenAIWhisperASR:
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint}: no such Whisper checkpoint (.pt)")
         self.model = whisper.load_model(str(checkpoint), device=pick_device(device))
-        english_only = checkpoint.stem.endswith(".en")
-        self.language = "en" if english_only else language
-        self.name = checkpoint.stem + (f":{language}" if language and not english_only else "")
+        self.language, told = _language(checkpoint.stem, language)
+        self.name = checkpoint.stem + told
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         r = self.model.transcribe(np.asarray(audio, np.float32), language=self.language,
