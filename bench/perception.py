@@ -5,9 +5,9 @@
 
 With several devices (``--device cpu,cuda``) the same videos run on each, side by side. With
 several face embedders (``--faces``, packaged dlib models only) likewise: ``mirror`` (the default:
-each face averaged with its mirror image, the ResNet shared among one process per core),
-``mirror-1`` (the same in this process only), ``single`` (the aligned face alone, in this
-process: the embedder before the mirror average). With several ASR models (``--asr``, packaged or
+each face averaged with its mirror image, dlib's ResNet run in torch), ``mirror-dlib`` (the same
+network run by the packaged dlib build, on one core: the runtime before the torch port),
+``single`` (the aligned face alone: the embedder before the mirror average). With several ASR models (``--asr``, packaged or
 a CTranslate2 folder; multilingual ones told English) likewise.
 
 Default videos: real clips from ../shared/media. Models load (and warm up) before timing.
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, or several to compare: cpu,cuda")
     ap.add_argument("--faces", default="mirror",
-                    help="face embedders to compare (dlib only): mirror, mirror-1, single (default mirror)")
+                    help="face embedders to compare (dlib only): mirror, mirror-dlib, single (default mirror)")
     ap.add_argument("--asr", help="ASR models to compare, e.g. tiny.en,base (default: the settings' ASR)")
     ap.add_argument("--json", metavar="PATH", help="write {video_seconds, total_rtf, stages} per device to PATH")
     args = ap.parse_args(argv)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from m3mem import build
     from m3mem.config import Settings
 
-    variants = {"mirror": {}, "mirror-1": {"workers": 1}, "single": {"flip": False, "workers": 1}}
+    variants = {"mirror": {}, "mirror-dlib": {"runtime": "dlib"}, "single": {"flip": False}}
     faces = args.faces.split(",")
     if unknown := [f for f in faces if f not in variants]:
         print(f"unknown --faces {','.join(unknown)}: choose from {', '.join(variants)}", file=sys.stderr)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for face in faces:
                 key = ", ".join([device] + ([f"faces {face}"] if len(faces) > 1 else [])
                                 + ([f"asr {asr}"] if len(asrs) > 1 else []))
-                chosen = models if face == "mirror" else replace(models, faces=CenterFaceDlib(**variants[face]))
+                chosen = models if face == "mirror" else replace(models, faces=CenterFaceDlib(device=device, **variants[face]))
                 rows[key] = run(videos, chosen, args.fps)  # "mirror": the settings' default embedder as built
     for device, r in rows.items():
         print(f"device {device}: {len(videos)} videos, {r['video_seconds']:.1f} s of video, fps {args.fps:g}, "

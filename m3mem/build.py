@@ -38,13 +38,13 @@ def text_embedder(settings: Settings) -> "TextEmbedder":
 
 
 def face_model(settings: Settings) -> "FaceModel":
-    """``dlib``: packaged CenterFace + dlib ResNet, each face averaged with its mirror image;
-    ``dlib-single``: the same without the mirror image (faster, weaker: README "Identity");
-    anything else: an insightface model folder."""
+    """``dlib``: packaged CenterFace + dlib ResNet (run in torch, on the settings' device), each
+    face averaged with its mirror image; ``dlib-single``: the same without the mirror image
+    (faster, weaker: README "Identity"); anything else: an insightface model folder."""
     if settings.faces in ("dlib", "dlib-single"):
         from models.faces import CenterFaceDlib
 
-        return CenterFaceDlib(flip=settings.faces == "dlib")
+        return CenterFaceDlib(flip=settings.faces == "dlib", device=settings.device)
     from models.faces import InsightFace
 
     return InsightFace(settings.faces, device=settings.device)
@@ -79,8 +79,8 @@ def _log_placement(models: "PerceptionModels", device: str) -> None:
     import logging
 
     log = logging.getLogger("m3mem.build")
-    cpu_only = {"CenterFaceDlib": "faces (packaged CenterFace + dlib: OpenCV DNN and dlib CPU builds; "
-                                  "--faces <insightface folder> runs faces on CUDA)",
+    cpu_only = {"CenterFaceDlib": "face detection (packaged CenterFace through OpenCV DNN; the face ResNet "
+                                  "runs on the device; --faces <insightface folder> runs detection on CUDA)",
                 "SileroVAD": "voice activity (Silero via ONNX on CPU: a few ms per clip)",
                 "RapidOCRReader": "scene text (RapidOCR ONNX on CPU)"}
     for part in (models.faces, models.speakers, models.asr, models.vad, models.ocr):

@@ -1,5 +1,6 @@
 """The CUDA paths, run for real where a GPU is present (``pytest -m gpu``), skipped with the reason
-elsewhere: packaged perception models and the text embedder on CUDA give what they give on the CPU,
+elsewhere: packaged perception models (the face ResNet, speaker embeddings, ASR) and the text
+embedder on CUDA give what they give on the CPU,
 a whole clip perceived and ingested on CUDA, tiny random Qwen2.5-VL / Omni-thinker memorizers in
 bfloat16, faiss's GPU index. A CUDA device asked for on a machine without one is an error, tested
 everywhere."""
@@ -65,6 +66,21 @@ def test_text_embedder_on_cuda_matches_cpu():
     gpu = SentenceTransformerEmbedder(device="cuda").embed(texts)
     cpu = SentenceTransformerEmbedder(device="cpu").embed(texts)
     assert np.all(np.sum(gpu * cpu, axis=1) > 0.999)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA device (torch sees none)")
+def test_face_resnet_on_cuda_matches_cpu(media):
+    import cv2
+
+    from models.faces import CenterFaceDlib
+
+    img = cv2.cvtColor(cv2.imread(str(media / "faces/deepface_13ids/couple.jpg")), cv2.COLOR_BGR2RGB)
+    cpu, gpu = CenterFaceDlib(device="cpu"), CenterFaceDlib(device="cuda")
+    assert next(gpu.resnet.buffers()).is_cuda
+    boxes, _ = cpu.detect(img)
+    assert len(boxes) == 2
+    assert np.all(np.sum(gpu.embed(img, boxes) * cpu.embed(img, boxes), axis=1) > 0.9999)
 
 
 def _speech(media):

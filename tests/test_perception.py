@@ -155,30 +155,50 @@ def test_face_identity_across_clips_vasp(media):
     assert r["precision"] == 1.0 and r["recall"] >= 0.9  # ten people, six recordings each, never merged
 
 
-def test_face_embeddings_average_the_mirror_image_and_match_across_worker_processes(media):
+def test_face_embeddings_average_the_mirror_image_and_the_torch_resnet_gives_dlibs_descriptors(media):
     """The default embedder averages a face with its mirror image (a face seen mirrored embeds as
-    itself, which a single view does not quite do), and computing the views in worker processes
-    gives exactly what computing them here gives."""
+    itself, which a single view does not quite do), and its ResNet, read into torch from dlib's
+    own weights file, gives the descriptors dlib itself computes (the thresholds calibrated on
+    dlib's hold)."""
     import cv2
 
     from models.faces import CenterFaceDlib
 
     img = cv2.cvtColor(cv2.imread(str(media / "faces/deepface_13ids/couple.jpg")), cv2.COLOR_BGR2RGB)
     img = cv2.resize(img, None, fx=640 / max(img.shape[:2]), fy=640 / max(img.shape[:2]))
-    here, pooled, single = CenterFaceDlib(workers=1), CenterFaceDlib(workers=2), CenterFaceDlib(flip=False, workers=1)
+    here, in_dlib, single = CenterFaceDlib(device="cpu"), CenterFaceDlib(runtime="dlib"), CenterFaceDlib(flip=False)
     boxes, _ = here.detect(img)
     assert len(boxes) == 2
     mirrored, w = np.ascontiguousarray(img[:, ::-1]), img.shape[1]
     mboxes = boxes.copy()
     mboxes[:, 0], mboxes[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
     e = here.embed(img, boxes)
-    np.testing.assert_allclose(pooled.embed(img, boxes), e, atol=1e-6)
-    pooled.close()
+    np.testing.assert_allclose(in_dlib.embed(img, boxes), e, atol=1e-5)
+    chip = np.stack([here.dlib.get_face_chip(img, here.shape(img, here.dlib.rectangle(*map(int, b))), size=150,
+                                             padding=0.25) for b in boxes])
+    raw = np.stack([np.asarray(in_dlib.resnet.compute_face_descriptor(c), np.float32) for c in chip])
+    np.testing.assert_allclose(here._describe(chip), raw, atol=1e-5)  # unnormalised, as dlib gives them
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     assert ((e * here.embed(mirrored, mboxes)).sum(1) >= 0.997).all()
     assert ((single.embed(img, boxes) * single.embed(mirrored, mboxes)).sum(1) < 0.997).any()
     assert float(e[0] @ e[1]) < 0.9  # two people stay apart
     assert here.name != single.name  # another embedding, another perception cache key
+    assert here.name == in_dlib.name  # the same descriptors, the same cache key
+
+
+def test_a_file_that_is_not_dlibs_face_resnet_is_refused(tmp_path):
+    """The weights are read from dlib's serialization by layer: a truncated or foreign file is a
+    clear error, never a half-loaded network."""
+    from models.dlib_resnet import DlibFaceResNet, DlibFileError
+    from models.weights import module_dir
+
+    real = module_dir("face_recognition_models", "") / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    data = real.read_bytes()
+    for name, content in [("cut.dat", data[: len(data) // 2]), ("other.dat", b"\x01\x05con_4" + bytes(64)),
+                          ("empty.dat", b"")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DlibFileError):
+            DlibFaceResNet(tmp_path / name)
 
 
 def test_perception_cache_round_trip_and_keys(tmp_path, media, models):
