@@ -12,15 +12,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from models.device import pick_device
 from models.weights import module_dir
-
-log = logging.getLogger(__name__)
 
 
 class CenterFaceDlib:
