@@ -86,6 +86,7 @@ COPIED = ("That answer comes from the worked examples, not from this video's kno
 ECHO = ("That only repeats words of the question. Answer again with the words of the knowledge that "
         "answer it, or say it is not known.")
 
+SAID_LATER = "Said later by the person who said"  # the label of the lines a quoted person says later
 ACTION_RE = re.compile(r"\[?\s*(" + "|".join(navigation.ACTIONS) + r")\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
@@ -222,10 +223,16 @@ class Agent:
                 if retry == "answer" and retried and not self._fault(retried, question, messages[-1]["content"]):
                     content = retried
                 elif fault == ECHO and o.echo_continuation:
-                    said = continuation(question, [quote(m) for e in s.shown.values() for m in e.memories])
-                    if said:  # the words the question leaves out, as a memory says them
+                    # "what does she say later?": the next line of the person it quotes, when found;
+                    # else the words the question leaves out, as a memory says them
+                    later = next((x for k, lines in s.notes.items() if k.startswith(SAID_LATER)
+                                  for x in _speech(lines[:1]) if x), None)
+                    said = later or continuation(question, [quote(m) for e in s.shown.values() for m in e.memories])
+                    if said:
                         content = said
-                        rnd.note = "answer repeated the question twice: the words after the question's in a memory taken"
+                        rnd.note = "answer repeated the question twice: " + (
+                            "the quoted person's next line taken" if later else
+                            "the words after the question's in a memory taken")
             rnd.model_seconds = time.perf_counter() - t
             if action == "answer" and content or last:
                 rnd.action, rnd.content, answer = "answer", content, content
@@ -289,12 +296,12 @@ class Agent:
             near = navigation.adjacent_line(g, node, step, s.before) if step else None
             if near is not None:
                 pins.append(near)
-                s.notes[f'Said just {step} "{span}"'] = [quote(g.texts[near].text)]
+                s.notes[f'Said just {step} "{span}"'] = [quote(g.translated_text(near))]
                 stepped = True
             later = navigation.same_speaker_later(g, node, s.before) if onward else []
             if later:  # "the woman who said X earlier speaks again later: what does she say?"
                 pins.extend(later)
-                s.notes[f'Said later by the person who said "{span}"'] = [quote(g.texts[m].text) for m in later]
+                s.notes[f'{SAID_LATER} "{span}"'] = [quote(g.translated_text(m)) for m in later]
         if pins:
             s.pin(pins, "[Quote] " + " / ".join(spans))
         return stepped
@@ -406,7 +413,7 @@ class _Session:
             if ev is None:
                 continue
             if n not in ev.nodes and len(ev.nodes) == len(ev.memories):  # a memory-wise hit shows some lines
-                pairs = sorted([*zip(ev.nodes, ev.memories), (n, g.texts[n].text)])
+                pairs = sorted([*zip(ev.nodes, ev.memories), (n, g.translated_text(n))])
                 ev.nodes, ev.memories = [p[0] for p in pairs], [p[1] for p in pairs]
             if n in ev.nodes and n not in ev.pinned:
                 ev.pinned.append(n)
@@ -486,15 +493,32 @@ def _sentence_neighbours(said: list[str | None], i: int) -> list[int]:
 _SENTENCE_END = (".", "?", "!", "\u2026")
 
 
+_IRREGULAR = {"said": "say", "says": "say", "does": "do", "did": "do", "done": "do", "has": "have", "had": "have",
+              "went": "go", "goes": "go", "told": "tell", "made": "make", "saw": "see", "seen": "see"}
+
+
+def _stem(word: str) -> str:
+    """A word's form for comparing an answer with its question: "says" / "said" / "say",
+    "lives" / "lived" / "living" / "live" alike."""
+    word = _IRREGULAR.get(word, word)
+    for suffix in ("ing", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
 def _beyond(answer: str, question: str) -> str:
-    """The answer's content words that are not the question's, joined by spaces."""
-    asked = set(content_words(question))
-    return " ".join(w for w in content_words(answer) if w not in asked)
+    """The answer's content words that are not the question's (in any inflection; a number in
+    digits or words as either), joined by spaces."""
+    asked = {_stem(w) for w in content_words(question)}
+    return " ".join(w for w in content_words(answer) if _stem(w) not in asked and support(w, [question]) < 1.0)
 
 
 def echoes(answer: str, question: str) -> bool:
-    """The answer has content words and all of them are the question's (it says nothing new)."""
-    return bool(content_words(answer)) and support(answer, [question]) == 1.0
+    """The answer has content words and all of them are the question's, in any inflection (it says
+    nothing new: "What does she say then?" -> "She says then.")."""
+    return bool(content_words(answer)) and not _beyond(answer, question)
 
 
 def _overlap(answer: str, memories: list[str]) -> int:

@@ -405,6 +405,17 @@ def test_an_answer_that_only_repeats_the_question_is_asked_for_again(memory):
     assert Agent(memory, chat, AgentOptions(retry_echo=False)).ask("What is the password?").answer == "The password."
 
 
+def test_an_answer_that_repeats_the_question_in_other_inflections_is_an_echo():
+    """"What does she say then?" -> "She says then." says nothing new either; an answer with a
+    word of its own is not an echo, nor is a number the question does not hold."""
+    from m3mem.agent import echoes
+
+    assert echoes("She says then.", "The woman who said X speaks again later: what does she say then?")
+    assert echoes("He lived.", "Where does he live?") and echoes("Two of them.", "Are there 2 of them?")
+    assert not echoes("She says thank you.", "What does she say then?")
+    assert not echoes("Three.", "Are there 2 of them?")
+
+
 def test_an_answer_that_repeats_the_question_twice_gives_way_to_what_a_memory_says_after_its_words(memory):
     """Asked again, a small model may echo again; the answer is then the words a shown memory
     says right after the question's own (a cloze: "Lunch is at noon in what place?")."""
@@ -462,6 +473,11 @@ def test_a_quoted_speaker_is_followed_to_what_they_say_later(tmp_path):
         knowledge = json.loads(shown.split("Searched knowledge: ", 1)[1].split("\nEarlier searches", 1)[0])
         (later,) = knowledge['Said later by the person who said "I planted the roses by the old gate"']
         assert "the roses bloomed early in june" in later
+        assert later in knowledge["CLIP_2"]  # the speaker named as the clips name them (a character, not a voice id)
+        # a model that only echoes the question twice gets that person's next line as the answer
+        chat = ScriptedChat(["Action: [Answer]\nContent: He says.", "Action: [Answer]\nContent: he said it again"])
+        a = Agent(mem, chat, AgentOptions(rounds=2)).ask(question)
+        assert a.answer == "the roses bloomed early in june" and "next line" in a.rounds[-1].note
         chat = ScriptedChat(["Action: [Answer]\nContent: x"])
         Agent(mem, chat, AgentOptions(rounds=2)).ask(question, 2)
         assert "Said later" not in chat.calls[0][0][-1]["content"]
