@@ -86,7 +86,6 @@ COPIED = ("That answer comes from the worked examples, not from this video's kno
 ECHO = ("That only repeats words of the question. Answer again with the words of the knowledge that "
         "answer it, or say it is not known.")
 
-SAID_LATER = "Said later by the person who said"  # the label of the lines a quoted person says later
 ACTION_RE = re.compile(r"\[?\s*(" + "|".join(navigation.ACTIONS) + r")\s*\]", re.IGNORECASE)
 CONTENT_RE = re.compile(r"content\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
 
@@ -225,8 +224,7 @@ class Agent:
                 elif fault == ECHO and o.echo_continuation:
                     # "what does she say later?": the next line of the person it quotes, when found;
                     # else the words the question leaves out, as a memory says them
-                    later = next((x for k, lines in s.notes.items() if k.startswith(SAID_LATER)
-                                  for x in _speech(lines[:1]) if x), None)
+                    later = _speech(s.said_later[:1])[0] if s.said_later else None
                     said = later or continuation(question, [quote(m) for e in s.shown.values() for m in e.memories])
                     if said:
                         content = said
@@ -301,7 +299,8 @@ class Agent:
             later = navigation.same_speaker_later(g, node, s.before) if onward else []
             if later:  # "the woman who said X earlier speaks again later: what does she say?"
                 pins.extend(later)
-                s.notes[f'{SAID_LATER} "{span}"'] = [quote(g.translated_text(m)) for m in later]
+                s.said_later = [quote(g.translated_text(m)) for m in later]
+                s.notes[f'Said later by the person who said "{span}"'] = s.said_later
         if pins:
             s.pin(pins, "[Quote] " + " / ".join(spans))
         return stepped
@@ -376,6 +375,7 @@ class _Session:
         self.asked: list[str] = []  # distinct queries, as shown to the model
         self.seen: set[str] = set()  # the same, normalised
         self.notes: dict[str, list[str]] = {}  # knowledge shown before the clips ("Said just before ...")
+        self.said_later: list[str] = []  # the next lines of the person a question quotes, when it asks for them
 
     def search(self, rnd: Round, query: str, embedding: np.ndarray | None = None) -> list[int]:
         """Run a search (``embedding``: the query's, when already made); returns the clips it

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 MEAN_RGB = (122.782, 117.001, 104.298)  # dlib input_rgb_image: (pixel - mean) / 256
-SIZE = 150  # aligned chip side
 # (filters, stride) of each residual stage's blocks, in the order they run: stage 4 (32 filters,
 # three blocks), then each later stage starts with a downsampling block
 STAGES = [(32, [1, 1, 1]), (64, [2, 1, 1, 1]), (128, [2, 1, 1]), (256, [2, 1, 1]), (256, [2])]
@@ -112,27 +111,24 @@ class DlibFaceResNet(nn.Module):
 
     def __init__(self, path: str | Path):
         super().__init__()
-        convs, fc = read_layers(path)
-        self.strides = [c["stride"] for c in convs]
-        self.paddings = [c["padding"] for c in convs]
-        for i, c in enumerate(convs):
-            for key in ("weight", "bias", "gamma", "beta"):
-                v = torch.from_numpy(c[key])
-                self.register_buffer(f"{key}{i}", v if key in ("weight", "bias") else v.view(1, -1, 1, 1))
+        layers, fc = read_layers(path)
+        self.convs = nn.ModuleList()
+        for c in layers:  # each affine (a folded batch norm) folded once more, into its conv
+            filters, inputs, size, _ = c["weight"].shape
+            conv = nn.Conv2d(inputs, filters, size, c["stride"], c["padding"]).requires_grad_(False)
+            conv.weight.copy_(torch.from_numpy(c["weight"] * c["gamma"][:, None, None, None]))
+            conv.bias.copy_(torch.from_numpy(c["bias"] * c["gamma"] + c["beta"]))
+            self.convs.append(conv)
         self.register_buffer("fc", torch.from_numpy(np.ascontiguousarray(fc)))
         self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1))
 
-    def _conv(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        x = F.conv2d(x, getattr(self, f"weight{i}"), getattr(self, f"bias{i}"), self.strides[i], self.paddings[i])
-        return x * getattr(self, f"gamma{i}") + getattr(self, f"beta{i}")
-
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         x = (chips.permute(0, 3, 1, 2).float() - self.mean) / 256.0
-        x = F.max_pool2d(F.relu(self._conv(x, 0)), 3, 2)
+        x = F.max_pool2d(F.relu(self.convs[0](x)), 3, 2)
         i = 1
         for _, strides in STAGES:
             for stride in strides:
-                y = self._conv(F.relu(self._conv(x, i)), i + 1)
+                y = self.convs[i + 1](F.relu(self.convs[i](x)))
                 i += 2
                 if stride == 1:
                     x = F.relu(x + y)
