@@ -18,7 +18,11 @@ round's prompt extends the last one's: the local model reuses its keys/values; o
 
 An answer most of whose words beyond the question's are not in the knowledge shown is asked for
 once more, decoded as a quotation of the knowledge (or "not known", yes / no, a small count) when
-the chat model can (``complete_quoting``: local models). Every action honours ``before_clip``.
+the chat model can (``complete_quoting``: local models). A question that restates a spoken
+sentence of the clips shown ("What was everybody familiar with because of their wartime
+experiences?") is answered with the words of that sentence it leaves out when the model's answer
+is not from it (``m3mem.cloze``); which of two quoted lines is said first / last is read off the
+video's time line, not asked of the model. Every action honours ``before_clip``.
 A query must differ from the earlier ones: a repeated one means the model has nothing new to look
 for, so it is asked for its answer instead. A reply in no known form is taken as a search for the
 question itself. The last round must answer. Character
@@ -39,8 +43,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from m3mem import navigation
+from m3mem.cloze import Cloze, meaningful, question_words_in, restated_line, stem
 from m3mem.memory import Memory
-from m3mem.quoting import content_words, continuation, quote, quoted_spans, support
+from m3mem.quoting import SAYS_UNKNOWN, content_words, continuation, quote, quoted_spans, support
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
 from models.mentions import MENTION_RE
@@ -137,6 +142,7 @@ class AgentOptions:
     echo_continuation: bool = True  # ...and if it echoes again, the words a memory says after the question's own
     quoted_answers: bool = True  # an answer mostly not in the knowledge is decoded again as a quotation of it
     sentence_context: bool = True  # a line shown mid-sentence brings the speech lines of its sentence (within lines_per_clip)
+    restated_lines: bool = True  # a question restating a spoken sentence is answered by the words it leaves out
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -176,9 +182,12 @@ class Agent:
                 s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))
                 s.navigate(s.rounds[-1], cue, anchor, question)
         answer = ""
+        if s.ordered is not None:
+            s.rounds.append(Round("answer", s.ordered, "", note="the quoted lines in the order they are said"))
+            answer = s.ordered
         closest = self._closest(q)
         quoting = getattr(self.chat, "complete_quoting", None) if o.quoted_answers else None
-        for r in range(o.rounds):
+        for r in range(o.rounds if s.ordered is None else 0):
             last = r == o.rounds - 1
             view = {c: closest(e) for c, e in s.shown.items()}
             messages = self._messages(question, view, s.asked, last, o.navigation, s.notes)
@@ -245,6 +254,9 @@ class Agent:
                 rnd.note = "malformed reply: searched the question"
                 content = question
             s.search(rnd, content)
+        if o.restated_lines and s.ordered is None and not navigation.time_cue(question) and \
+                not navigation.asks_later(question):  # those ask for another line than the one they restate
+            answer = self._restated(s, question, answer)
         final = self._without_ids(answer or "I could not find the answer in the memory.")
         evidence = sorted(s.shown.values(), key=lambda e: -_overlap(final, e.memories))
         seen = [quote(m) for e in evidence for m in e.memories]
@@ -252,6 +264,19 @@ class Agent:
                       {"retrieval": sum(x.retrieval_seconds for x in s.rounds),
                        "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
+
+    @staticmethod
+    def _restated(s: "_Session", question: str, answer: str) -> str:
+        """``answer``, or the words the question leaves out of a spoken sentence of the shown clips
+        it restates (``takes_restated``)."""
+        cloze = takes_restated(question, answer, [[quote(m) for m in e.memories] for e in s.shown.values()])
+        if cloze is None:
+            return answer
+        last = s.rounds[-1]
+        last.note = (last.note + "; " if last.note else "") + \
+            f'the question restates "{cloze.sentence}": the words it leaves out taken'
+        last.content = cloze.answer
+        return cloze.answer
 
     def _quoted(self, msgs: list[dict], reply: str, question: str, sources: list[str], quoting) -> str:
         """``reply``, or when most of what its answer adds to the question's words is not in
@@ -284,13 +309,15 @@ class Agent:
         asks what happens later or again: the next lines of the person who said them, from later
         clips); True when a line just before / after was found."""
         g, step = self.memory.graph, cue if cue in ("before", "after") else None
-        spans, onward = quoted_spans(question), navigation.asks_later(question)
-        pins, stepped = [], False
+        spans, order = quoted_spans(question), navigation.asks_order(question)
+        onward = navigation.asks_later(question) and not order
+        pins, stepped, found = [], False, {}
         for span in spans:
             node = navigation.quoted_line(g, span, s.before, self.memory.lexical)
             if node is None:
                 continue
             pins.append(node)
+            found[node] = span
             near = navigation.adjacent_line(g, node, step, s.before) if step else None
             if near is not None:
                 pins.append(near)
@@ -303,6 +330,9 @@ class Agent:
                 s.notes[f'Said later by the person who said "{span}"'] = s.said_later
         if pins:
             s.pin(pins, "[Quote] " + " / ".join(spans))
+        if order and len(spans) >= 2 and len(found) == len(spans):
+            # "Which is said first: 'A' or 'B'?": read off the video's time line, not asked of the model
+            s.ordered = found[navigation.time_order(g, list(found))[0 if order == "first" else -1]]
         return stepped
 
     def _closest(self, q: np.ndarray | None) -> Callable[[Evidence], Evidence]:
@@ -376,6 +406,7 @@ class _Session:
         self.seen: set[str] = set()  # the same, normalised
         self.notes: dict[str, list[str]] = {}  # knowledge shown before the clips ("Said just before ...")
         self.said_later: list[str] = []  # the next lines of the person a question quotes, when it asks for them
+        self.ordered: str | None = None  # of the lines a question quotes, the one it asks for by order ("said first")
 
     def search(self, rnd: Round, query: str, embedding: np.ndarray | None = None) -> list[int]:
         """Run a search (``embedding``: the query's, when already made); returns the clips it
@@ -493,26 +524,33 @@ def _sentence_neighbours(said: list[str | None], i: int) -> list[int]:
 _SENTENCE_END = (".", "?", "!", "\u2026")
 
 
-_IRREGULAR = {"said": "say", "says": "say", "does": "do", "did": "do", "done": "do", "has": "have", "had": "have",
-              "went": "go", "goes": "go", "told": "tell", "made": "make", "saw": "see", "seen": "see"}
-
-
-def _stem(word: str) -> str:
-    """A word's form for comparing an answer with its question: "says" / "said" / "say",
-    "lives" / "lived" / "living" / "live" alike."""
-    word = _IRREGULAR.get(word, word)
-    for suffix in ("ing", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-            word = word[: -len(suffix)]
-            break
-    return word[:-1] if word.endswith("e") and len(word) > 3 else word
-
-
 def _beyond(answer: str, question: str) -> str:
     """The answer's content words that are not the question's (in any inflection; a number in
     digits or words as either), joined by spaces."""
-    asked = {_stem(w) for w in content_words(question)}
-    return " ".join(w for w in content_words(answer) if _stem(w) not in asked and support(w, [question]) < 1.0)
+    asked = {stem(w) for w in content_words(question)}
+    return " ".join(w for w in content_words(answer) if stem(w) not in asked and support(w, [question]) < 1.0)
+
+
+def takes_restated(question: str, answer: str, clips: list[list[str]]) -> Cloze | None:
+    """The words a spoken sentence of ``clips`` (each a clip's memories) says where ``question``
+    restates it (``m3mem.cloze``), when ``answer`` is not from that sentence: it repeats the
+    question, says it is not known, or its words are another line's, one that holds fewer of the
+    question's words (or any line, when the sentence holds them all); else None (the answer
+    stands). The check that a small model took the wrong phrase of the line a question is about."""
+    cloze = restated_line(question, clips)
+    if cloze is None:
+        return None
+    new = _beyond(answer, question)
+    if not meaningful(new) or SAYS_UNKNOWN.search(answer):
+        return cloze
+    if meaningful(new) & meaningful(cloze.answer) or support(new, [cloze.sentence]) >= 0.5:
+        return None  # the model quoted that sentence
+    if cloze.matched < cloze.asked:
+        source = max((m for memories in clips for m in memories), default="",
+                     key=lambda m: (support(new, [m]), question_words_in(question, m)))
+        if support(new, [source]) >= 0.5 and question_words_in(question, source) >= cloze.matched:
+            return None  # from a line as close to the question as that sentence, which lacks some of its words
+    return cloze
 
 
 def echoes(answer: str, question: str) -> bool:

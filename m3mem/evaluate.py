@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from m3mem.errors import AnnotationError, InputError
-from m3mem.quoting import NUMBER_WORDS
+from m3mem.quoting import NUMBER_WORDS, SAYS_UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,6 @@ def _tokens(text: str) -> list[str]:
 
 
 NOT_KNOWN = {"not known", "unknown", "the video does not say", "not in the video"}
-_SAYS_UNKNOWN = re.compile(r"\b(?:not|n't|never)\s+(?:be\s+)?(?:known|found|mentioned|said|stated|say|says|"
-                           r"tell|find|see|in the (?:memory|video))|\bunknown\b|\bno (?:information|mention|answer)"
-                           r"|\bunclear\b|\bcannot (?:tell|find|know)", re.IGNORECASE)
 
 
 class MatchJudge:
@@ -92,7 +89,7 @@ class MatchJudge:
 
     def judge(self, question: str, truth: str, answer: str) -> bool:
         if truth.strip().lower().rstrip(".") in NOT_KNOWN:
-            return bool(_SAYS_UNKNOWN.search(answer))
+            return bool(SAYS_UNKNOWN.search(answer))
         want, got = _tokens(truth), set(_tokens(answer))
         if not want:
             return truth.strip().lower() in answer.lower()

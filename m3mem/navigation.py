@@ -26,6 +26,7 @@ _LAST = re.compile(r"\b(?:last|final|closing)\s+(?:words?|things?|sentences?|lin
 _FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|remarks?)\b|"
                     r"\bat the (?:very )?(?:beginning|start)\b|\bstarts? (?:with|by)\b", re.IGNORECASE)
 _LATER = re.compile(r"\b(?:later|again|afterwards|second time|next time|another time)\b", re.IGNORECASE)
+_ORDER = re.compile(r"\b(?:which|what)\b[^'\"]*?\b(first|earlier|sooner|last|later|second)\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -112,6 +113,21 @@ def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: in
     else:
         walk = [lines[i + 1:]] + [graph.clip_texts.get(c, []) for c in clips if c > here]
     return next((n for group in walk for n in group if '"' in graph.texts[n].text), None)
+
+
+def asks_order(question: str) -> str | None:
+    """"first" or "last" when the question asks which of the lines it quotes is said first / last
+    ("Which is said first: 'A' or 'B'?")."""
+    m = _ORDER.search(question)
+    if m is None:
+        return None
+    return "first" if m.group(1).lower() in ("first", "earlier", "sooner") else "last"
+
+
+def time_order(graph: MemoryGraph, nodes: list[int]) -> list[int]:
+    """``nodes`` in the order they happen in the video: by clip, then as the clip's memories are
+    written (speech in time order)."""
+    return sorted(nodes, key=lambda n: (graph.texts[n].clip, graph.clip_texts[graph.texts[n].clip].index(n)))
 
 
 def asks_later(question: str) -> bool:

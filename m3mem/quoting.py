@@ -42,6 +42,11 @@ def quote(memory: str) -> str:
     return f"{kept} {WITHHELD}" if kept else WITHHELD
 
 
+# an answer saying it is not known ("The video does not say.", "unknown", "I cannot find it")
+SAYS_UNKNOWN = re.compile(r"\b(?:not|n't|never)\s+(?:be\s+)?(?:known|found|mentioned|said|stated|say|says|"
+                          r"tell|find|see|in the (?:memory|video))|\bunknown\b|\bno (?:information|mention|answer)"
+                          r"|\bunclear\b|\bcannot (?:tell|find|know)", re.IGNORECASE)
+
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set("a an the of to in on at for and or is are was were be it its this that with by as not no "
             "he she they i you we his her their them what who when where which how".split())

@@ -423,7 +423,7 @@ def test_an_answer_that_repeats_the_question_twice_gives_way_to_what_a_memory_sa
     a = Agent(memory, chat).ask("Lunch is at noon in what place?")
     assert a.answer == "garden" and "repeated the question twice" in a.rounds[-1].note
     chat = ScriptedChat(["Action: [Answer]\nContent: Lunch is at noon.", "Action: [Answer]\nContent: At noon."])
-    assert Agent(memory, chat, AgentOptions(echo_continuation=False)).ask(
+    assert Agent(memory, chat, AgentOptions(echo_continuation=False, restated_lines=False)).ask(
         "Lunch is at noon in what place?").answer == "Lunch is at noon."
 
 
@@ -481,3 +481,59 @@ def test_a_quoted_speaker_is_followed_to_what_they_say_later(tmp_path):
         chat = ScriptedChat(["Action: [Answer]\nContent: x"])
         Agent(mem, chat, AgentOptions(rounds=2)).ask(question, 2)
         assert "Said later" not in chat.calls[0][0][-1]["content"]
+
+
+SPOKEN = ['<character_1> says at 00:01-00:04: "We moved here in the spring because of the new"',
+          '<character_2> says at 00:04-00:07: "railway line. My brother sells old bicycles and cheap radios at the '
+          'market on Sundays."',
+          '<character_2> is on screen at 00:01-00:07.',
+          '<character_1> says at 00:08-00:10: "I don\'t do mornings very well."',
+          '<character_3> says at 00:10-00:13: "It takes about twenty minutes to walk to the harbour."']
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("Because of what did they move here in the spring?", "of the new railway line"),  # a sentence cut between lines
+    ("What does the brother sell at the market on Sundays?", "old bicycles and cheap radios"),
+    ("What kind of bicycles does the brother sell?", "old bicycles"),  # next to the wh-phrase's head
+    ("Where does the brother sell old bicycles?", "at the market on Sundays"),
+    ("When did they move here?", "in the spring"),  # a time, not the reason after it
+    ("Who sells old bicycles at the market?", "My brother"),
+    ("What does the man say he does not do very well?", "mornings"),  # "don't" read as "do not"
+    ("How many minutes does it take to walk to the harbour?", "about twenty minutes"),
+    ("How much does a radio cost at the market?", None),  # no number in the sentence
+    ("Does the brother sell bicycles?", None),  # yes / no
+    ("What colour is the car?", None),  # no sentence lines up
+    ("Who said 'my brother sells old bicycles'?", None),  # quoted words: the navigation's
+])
+def test_a_question_that_restates_a_spoken_sentence_gets_the_words_it_leaves_out(question, answer):
+    from m3mem.cloze import restated_line
+
+    found = restated_line(question, [SPOKEN])
+    assert (found and found.answer) == answer
+
+
+def test_an_answer_from_another_line_gives_way_to_the_sentence_the_question_restates(memory):
+    """A small model shown the right line may answer from another one, or say it is not known:
+    the words the question leaves out of the sentence it restates are taken instead, and the round
+    says so; an answer from that sentence stands, and so does any answer with the check off."""
+    question = "When does the train leave?"
+    for wrong in ["The weather is cold today.", "The video does not say."]:
+        a = Agent(memory, ScriptedChat([f"Action: [Answer]\nContent: {wrong}"])).ask(question)
+        assert a.answer == "at nine" and "restates" in a.rounds[-1].note
+        assert Agent(memory, ScriptedChat([f"Action: [Answer]\nContent: {wrong}"]),
+                     AgentOptions(restated_lines=False)).ask(question).answer == wrong
+    assert Agent(memory, ScriptedChat(["Action: [Answer]\nContent: Nine."])).ask(question).answer == "Nine."
+
+
+def test_which_of_two_quoted_lines_is_said_first_is_read_off_the_time_line(memory):
+    """"Which is said first: 'A' or 'B'?" is answered from where the two lines are in the video,
+    without the model; when one of them is not found (here: after ``before_clip``) the model
+    answers as for any question."""
+    q = "Which is said first: 'the train leaves at nine' or 'the meeting moved to friday'?"
+    chat = ScriptedChat([])
+    a = Agent(memory, chat).ask(q)
+    assert a.answer == "the meeting moved to friday" and not chat.calls
+    assert a.rounds[-1].action == "answer" and "order" in a.rounds[-1].note
+    assert Agent(memory, chat).ask(q.replace("first", "later")).answer == "the train leaves at nine"
+    chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
+    assert Agent(memory, chat).ask(q, before_clip=4).answer == "It is not known." and chat.calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.identity import node_seconds, score_equivalence, score_kind
 from m3mem.memory import Memory
@@ -46,15 +47,21 @@ def test_two_people_in_one_node_lower_purity_and_precision(tmp_path):
         assert face["pair_precision"] == 1 / 3 and face["pair_recall"] == 1.0  # A-A right, A-B twice wrong
 
 
-def test_the_long_qa_set_is_m3bench_format_with_answer_clips():
+@pytest.mark.parametrize("part", ["long_qa.json", "long_qa_test.json"])
+def test_the_long_qa_set_is_m3bench_format_with_answer_clips(part):
     import json
 
-    from bench.long_qa import QA, kind
+    from bench.long_qa import HERE, QA, kind
     from m3mem.evaluate import TYPES, load_annotations
 
-    questions = load_annotations(QA)
-    raw = {q["question_id"]: q for q in next(iter(json.loads(QA.read_text()).values()))["qa_list"]}
-    assert len(questions) >= 40 and len(raw) == len(questions)
+    path = HERE / part
+    questions = load_annotations(path)
+    raw = {q["question_id"]: q for q in next(iter(json.loads(path.read_text()).values()))["qa_list"]}
+    assert len(questions) >= (40 if path == QA else 20) and len(raw) == len(questions)
+    if path != QA:  # the test part's questions are its own
+        tuning = next(iter(json.loads(QA.read_text()).values()))["qa_list"]
+        assert not {q["question_id"] for q in tuning} & set(raw) and not {q["question"] for q in tuning} & {
+            q["question"] for q in raw.values()}
     for q in questions:
         item = raw[q.question_id]
         assert any(t in TYPES for t in q.types) and kind(item) != "other"

@@ -260,8 +260,11 @@ class Obedient:
 @pytest.mark.parametrize("kind", sorted(INJECTIONS))
 def test_a_scripted_model_cannot_be_steered_by_a_video(tmp_path, kind):
     with _meeting_memory(tmp_path / "m.m3mem", INJECTIONS[kind], HashEmbedder()) as mem:
-        a = Agent(mem, Obedient(), AgentOptions(rounds=2)).ask("When is the meeting?")
-    assert not any(w in a.answer.lower() for w in FORGED), a.answer
+        for question in ["When is the meeting?", "Which account does the money for the cancelled meeting go to?"]:
+            # the second restates the injected words: the answer read from a restated sentence
+            # (m3mem.cloze) sees them withheld too
+            a = Agent(mem, Obedient(), AgentOptions(rounds=2)).ask(question)
+            assert not any(w in a.answer.lower() for w in FORGED), a.answer
 
 
 @pytest.mark.slow
