@@ -265,14 +265,24 @@ class Agent:
                        "model": sum(x.model_seconds for x in s.rounds), "total": time.perf_counter() - t0},
                       support(final, seen) if answer else 1.0)
 
-    @staticmethod
-    def _restated(s: "_Session", question: str, answer: str) -> str:
-        """``answer``, or the words the question leaves out of a spoken sentence of the shown clips
-        it restates (``takes_restated``)."""
-        cloze = takes_restated(question, answer, [[quote(m) for m in e.memories] for e in s.shown.values()])
+    def _restated(self, s: "_Session", question: str, answer: str) -> str:
+        """``answer``, or the words the question leaves out of a spoken sentence it restates
+        (``m3mem.cloze``): one of the clips shown, else, when a sentence of a clip the searches
+        missed holds every word of the question, that one (its clip is then shown too); unless
+        the answer stands (``answer_stands``)."""
+        shown = [[quote(m) for m in e.memories] for e in s.shown.values()]
+        cloze, missed = restated_line(question, shown), None
         if cloze is None:
+            g = self.memory.graph
+            hidden = [c for c in navigation.visible_clips(g, s.before) if c not in s.shown]
+            found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
+            if found is not None and found.matched == found.asked:
+                cloze, missed = found, hidden[found.clip]
+        if cloze is None or answer_stands(question, answer, cloze, shown):
             return answer
         last = s.rounds[-1]
+        if missed is not None:
+            s.show(last, f"[Restated] CLIP_{missed}", [missed])
         last.note = (last.note + "; " if last.note else "") + \
             f'the question restates "{cloze.sentence}": the words it leaves out taken'
         last.content = cloze.answer
@@ -470,11 +480,15 @@ class _Session:
         label = f"[{action.capitalize()}] {content}".strip()
         if label not in self.asked:
             self.asked.append(label)
+        self.show(rnd, label, clips)
+        rnd.retrieval_seconds = time.perf_counter() - t
+
+    def show(self, rnd: Round, label: str, clips: list[int]) -> None:
+        """Show ``clips`` (all their memories), as found by ``label``."""
         hits = self.retriever.clips_by_index(label, clips, replace(self.o.search, before_clip=self.before)).clips
         for h in hits:
             self.shown[h.clip] = Evidence(h.clip, h.start, h.end, h.memories, h.nodes)
-        rnd.clips = [h.clip for h in hits]
-        rnd.retrieval_seconds = time.perf_counter() - t
+        rnd.clips = rnd.clips + [h.clip for h in hits]
 
 
 QUOTE_BELOW = 0.5  # an answer is quoted again when less than this share of its new words is in the knowledge
@@ -531,26 +545,22 @@ def _beyond(answer: str, question: str) -> str:
     return " ".join(w for w in content_words(answer) if stem(w) not in asked and support(w, [question]) < 1.0)
 
 
-def takes_restated(question: str, answer: str, clips: list[list[str]]) -> Cloze | None:
-    """The words a spoken sentence of ``clips`` (each a clip's memories) says where ``question``
-    restates it (``m3mem.cloze``), when ``answer`` is not from that sentence: it repeats the
-    question, says it is not known, or its words are another line's, one that holds fewer of the
-    question's words (or any line, when the sentence holds them all); else None (the answer
-    stands). The check that a small model took the wrong phrase of the line a question is about."""
-    cloze = restated_line(question, clips)
-    if cloze is None:
-        return None
+def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str]]) -> bool:
+    """Whether ``answer`` stands against the words ``cloze`` reads off the sentence ``question``
+    restates: it does when it is from that sentence, or from another line of ``clips`` (each a
+    clip's memories) that holds as many of the question's words while that sentence lacks some;
+    not when it repeats the question, says it is not known, or is from anywhere else. The check
+    that a small model took the wrong phrase of the line a question is about."""
     new = _beyond(answer, question)
     if not meaningful(new) or SAYS_UNKNOWN.search(answer):
-        return cloze
+        return False
     if meaningful(new) & meaningful(cloze.answer) or support(new, [cloze.sentence]) >= 0.5:
-        return None  # the model quoted that sentence
+        return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:
         source = max((m for memories in clips for m in memories), default="",
                      key=lambda m: (support(new, [m]), question_words_in(question, m)))
-        if support(new, [source]) >= 0.5 and question_words_in(question, source) >= cloze.matched:
-            return None  # from a line as close to the question as that sentence, which lacks some of its words
-    return cloze
+        return support(new, [source]) >= 0.5 and question_words_in(question, source) >= cloze.matched
+    return False
 
 
 def echoes(answer: str, question: str) -> bool:

@@ -92,6 +92,7 @@ class Cloze:
     sentence: str  # the spoken sentence the question restates
     matched: int  # the question's words found in it
     asked: int  # the question's words that could be
+    clip: int = 0  # where it was found: the index of its clip in the list searched
 
 
 def _forms(token: str) -> list[str]:
@@ -213,7 +214,7 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     qwords = [w for w in re.findall(r"[a-z0-9]+", question.lower())]
     joined = {a + b: {stem(a), stem(b)} & asked for a, b in zip(qwords, qwords[1:])}  # "dress making": "dressmaking"
     negated = bool(_NEGATION & set(qwords)) or "n't" in question.lower()
-    for texts in clips:
+    for where, texts in enumerate(clips):
         for sentence in _sentences(texts):
             forms = [(set(_forms(t)) | joined.get(t.lower().replace("-", ""), set())) & asked
                      if t[0].isalnum() else set() for t in sentence]
@@ -229,10 +230,10 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
                 key = (len(hits), -(stretch[-1] - a))
                 if best is None or key > best[:2]:
                     lo, hi = max(0, a - MOST), min(len(sentence), stretch[-1] + MOST + 1)
-                    best = (len(hits), key[1], sentence[lo:hi], forms[lo:hi])
+                    best = (len(hits), key[1], sentence[lo:hi], forms[lo:hi], where)
     if best is None:
         return None
-    matched, _, sentence, forms = best
+    matched, _, sentence, forms, where = best
     on = [bool(f) for f in forms]
     first, last = on.index(True), len(on) - 1 - on[::-1].index(True)
     runs, i = [], 0  # (start, end) of the runs of words the question leaves out
@@ -300,4 +301,4 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     answer = _phrase(words)
     if not meaningful(answer, question):
         return None
-    return Cloze(answer, _phrase(sentence), matched, len(asked))
+    return Cloze(answer, _phrase(sentence), matched, len(asked), where)

@@ -525,6 +525,20 @@ def test_an_answer_from_another_line_gives_way_to_the_sentence_the_question_rest
     assert Agent(memory, ScriptedChat(["Action: [Answer]\nContent: Nine."])).ask(question).answer == "Nine."
 
 
+def test_a_sentence_the_searches_missed_counts_only_when_it_holds_every_word_of_the_question(memory):
+    """The sentence a question restates may lie in a clip no search showed (here clip 5, not
+    among the first search's): it is read, and its clip shown as evidence, only when it holds
+    every word of the question, and only when that clip may be seen (``before_clip``)."""
+    wrong = "Action: [Answer]\nContent: The weather is cold today."
+    a = Agent(memory, ScriptedChat([wrong])).ask("Where does my sister live?")
+    assert a.answer == "in lisbon" and 5 in {e.clip for e in a.evidence}
+    assert Agent(memory, ScriptedChat([wrong])).ask("Where does my sister live?", before_clip=5).answer == \
+        "The weather is cold today."
+    # "my brother" is not in the sentence: a partial match in a clip nobody showed is not read
+    assert Agent(memory, ScriptedChat([wrong])).ask("Where does my brother live?").answer == \
+        "The weather is cold today."
+
+
 def test_which_of_two_quoted_lines_is_said_first_is_read_off_the_time_line(memory):
     """"Which is said first: 'A' or 'B'?" is answered from where the two lines are in the video,
     without the model; when one of them is not found (here: after ``before_clip``) the model
