@@ -274,7 +274,9 @@ class Agent:
         cloze, missed = restated_line(question, shown), None
         if cloze is None:
             g = self.memory.graph
-            hidden = [c for c in navigation.visible_clips(g, s.before) if c not in s.shown]
+            found = self.memory.lexical(question, 50, s.before)  # BM25 narrows a long memory's clips
+            hidden = sorted({g.texts[n].clip for n, _ in found} - set(s.shown)) if found is not None else \
+                [c for c in navigation.visible_clips(g, s.before) if c not in s.shown]
             found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
             if found is not None and found.matched == found.asked:
                 cloze, missed = found, hidden[found.clip]
@@ -551,15 +553,19 @@ def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str
     clip's memories) that holds as many of the question's words while that sentence lacks some;
     not when it repeats the question, says it is not known, or is from anywhere else. The check
     that a small model took the wrong phrase of the line a question is about."""
-    new = _beyond(answer, question)
-    if not meaningful(new) or SAYS_UNKNOWN.search(answer):
+    new = meaningful(answer, question)  # its words beyond the question's ("doesn't" is not one)
+
+    def share(text: str) -> float:
+        return len(new & meaningful(text)) / len(new)
+
+    if not new or SAYS_UNKNOWN.search(answer):
         return False
-    if meaningful(new) & meaningful(cloze.answer) or support(new, [cloze.sentence]) >= 0.5:
+    if new & meaningful(cloze.answer) or share(cloze.sentence) >= 0.5:
         return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:
         source = max((m for memories in clips for m in memories), default="",
-                     key=lambda m: (support(new, [m]), question_words_in(question, m)))
-        return support(new, [source]) >= 0.5 and question_words_in(question, source) >= cloze.matched
+                     key=lambda m: (share(m), question_words_in(question, m)))
+        return share(source) >= 0.5 and question_words_in(question, source) >= cloze.matched
     return False
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m3mem.quoting import content_words
+from m3mem.quoting import NUMBER_WORDS, content_words
 
 _IRREGULAR = {"said": "say", "says": "say", "does": "do", "did": "do", "done": "do", "has": "have", "had": "have",
               "went": "go", "goes": "go", "gone": "go", "told": "tell", "made": "make", "saw": "see",
@@ -83,6 +83,7 @@ _WHERE = {"at", "in", "on", "near", "inside", "under", "behind", "from", "to", "
 _WHEN = {"in", "on", "at", "during", "after", "before", "since", "until", "last", "next", "every", "yesterday",
          "today", "tomorrow", "tonight", "ago", "when"}
 _ABOUT = {"a", "an", "about", "around", "over", "under", "nearly", "almost", "some", "roughly", "just", "only"}
+_SPELLED = {str(n): w for n, w in NUMBER_WORDS.items()}
 MOST = 8  # words of an answer read past the question's last word in the sentence
 
 
@@ -123,9 +124,12 @@ def _words(token: str) -> list[str]:
 def meaningful(text: str, but: str = "") -> set[str]:
     """The words of ``text`` that can carry an answer (no stop, auxiliary or filler words), as
     stems, leaving out the words of ``but`` (a question)."""
-    known = {stem(w) for t in _TOKEN.findall(but) for w in _words(t)}
-    return {stem(w) for t in _TOKEN.findall(text) for w in _words(t)
-            if content_words(w) and w not in _FUNCTION and w not in _AUX and stem(w) not in known}
+    def norm(word: str) -> str:  # a number in digits or in words alike
+        return stem(_SPELLED.get(word, word))
+
+    known = {norm(w) for t in _TOKEN.findall(but) for w in _words(t)}
+    return {norm(w) for t in _TOKEN.findall(text) for w in _words(t)
+            if content_words(w) and w not in _FUNCTION and w not in _AUX and norm(w) not in known}
 
 
 def _sentences(texts: list[str]) -> list[list[str]]:

@@ -517,7 +517,7 @@ def test_an_answer_from_another_line_gives_way_to_the_sentence_the_question_rest
     the words the question leaves out of the sentence it restates are taken instead, and the round
     says so; an answer from that sentence stands, and so does any answer with the check off."""
     question = "When does the train leave?"
-    for wrong in ["The weather is cold today.", "The video does not say."]:
+    for wrong in ["The weather is cold today.", "The video does not say.", "The train doesn't leave."]:
         a = Agent(memory, ScriptedChat([f"Action: [Answer]\nContent: {wrong}"])).ask(question)
         assert a.answer == "at nine" and "restates" in a.rounds[-1].note
         assert Agent(memory, ScriptedChat([f"Action: [Answer]\nContent: {wrong}"]),
