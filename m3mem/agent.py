@@ -274,8 +274,8 @@ class Agent:
         cloze, missed = restated_line(question, shown), None
         if cloze is None:
             g = self.memory.graph
-            found = self.memory.lexical(question, 50, s.before)  # BM25 narrows a long memory's clips
-            hidden = sorted({g.texts[n].clip for n, _ in found} - set(s.shown)) if found is not None else \
+            hits = self.memory.lexical(question, 50, s.before)  # BM25 narrows a long memory's clips
+            hidden = sorted({g.texts[n].clip for n, _ in hits} - set(s.shown)) if hits is not None else \
                 [c for c in navigation.visible_clips(g, s.before) if c not in s.shown]
             found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
             if found is not None and found.matched == found.asked:

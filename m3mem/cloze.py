@@ -72,10 +72,10 @@ _SPOKEN = re.compile(r'"([^"]+)"\s*$')
 _ENDS = {".", "?", "!"}
 # words that carry no answer by themselves (a run of only these is not one)
 _FUNCTION = set("been being have has had do does did will would can could should may might must shall am there here "
-                "just also very really so then now me my you your him us our me us mine yours ours these those "
+                "just also very really so then now me my you your him us our mine yours ours these those "
                 "if but because about up down out over into from than too still yes yeah oh well like let lets okay ok "
                 "um uh hmm please right sure thanks gonna wanna myself yourself himself herself itself ourselves "
-                "yourselves themselves these those".split())
+                "yourselves themselves".split())
 _GLUE = {"and", "or", "but", "so", "is", "are", "was", "were", "be", "that", "which", "who", "with", "then"}
 _CLAUSE = {"because", "but", "while", "although", "though", "unless", "whereas", "since"}  # an after-run stops there
 _WHERE = {"at", "in", "on", "near", "inside", "under", "behind", "from", "to", "into", "outside", "by", "across",
@@ -96,29 +96,19 @@ class Cloze:
     clip: int = 0  # where it was found: the index of its clip in the list searched
 
 
-def _forms(token: str) -> list[str]:
-    """The words a spoken token stands for, stemmed ("don't" -> do, not; "they're" -> they, are)."""
-    low = token.lower()
-    m = re.match(r"^([a-z0-9]+?)(n't|'re|'m|'ll|'ve|'d|'s)?$", low)
-    if not m or not m.group(2):
-        return [stem(low)]
-    base, tail = m.group(1), m.group(2)
-    if tail == "n't":
-        base = _BASE.get(base + "n", _BASE.get(base, base))
-    forms = [stem(base)]
-    if _CONTRACTION[tail]:
-        forms.append(_CONTRACTION[tail])
-    return forms
-
-
 def _words(token: str) -> list[str]:
-    """The plain words of a spoken token ("I'm" -> i, am; "don't" -> do, not)."""
+    """The plain words a spoken token stands for ("I'm" -> i, am; "don't" -> do, not)."""
     low = token.lower()
     m = re.match(r"^([a-z0-9]+?)(n't|'re|'m|'ll|'ve|'d|'s)?$", low)
     if not m or not m.group(2):
-        return re.findall(r"[a-z0-9]+", low)
+        return [low]
     base = _BASE.get(m.group(1) + "n", m.group(1)) if m.group(2) == "n't" else m.group(1)
     return [base] + ([_CONTRACTION[m.group(2)]] if _CONTRACTION[m.group(2)] else [])
+
+
+def _forms(token: str) -> list[str]:
+    """The same, stemmed."""
+    return [stem(w) for w in _words(token)]
 
 
 def meaningful(text: str, but: str = "") -> set[str]:
@@ -213,9 +203,9 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     asked, head, quantity = _question(question)
     if len(asked) < 2:
         return None
-    best: tuple[int, float, list[str], list[set[str]]] | None = None
+    best = None  # (words matched, -stretch, the sentence around them, each word's matches, clip index)
     span = 2 * len(asked) + 6  # the question's words lie this close together in the sentence
-    qwords = [w for w in re.findall(r"[a-z0-9]+", question.lower())]
+    qwords = re.findall(r"[a-z0-9]+", question.lower())
     joined = {a + b: {stem(a), stem(b)} & asked for a, b in zip(qwords, qwords[1:])}  # "dress making": "dressmaking"
     negated = bool(_NEGATION & set(qwords)) or "n't" in question.lower()
     for where, texts in enumerate(clips):
