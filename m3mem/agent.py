@@ -22,7 +22,8 @@ the chat model can (``complete_quoting``: local models). A question that restate
 sentence of the clips shown ("What was everybody familiar with because of their wartime
 experiences?") is answered with the words of that sentence it leaves out when the model's answer
 is not from it (``m3mem.cloze``); which of two quoted lines is said first / last is read off the
-video's time line, not asked of the model. Every action honours ``before_clip``.
+video's time line, and who a quoted line is said to off the name it addresses ("..., Mr. Cooper"),
+not asked of the model. Every action honours ``before_clip``.
 A query must differ from the earlier ones: a repeated one means the model has nothing new to look
 for, so it is asked for its answer instead. A reply in no known form is taken as a search for the
 question itself. The last round must answer. Character
@@ -182,12 +183,12 @@ class Agent:
                 s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))
                 s.navigate(s.rounds[-1], cue, anchor, question)
         answer = ""
-        if s.ordered is not None:
-            s.rounds.append(Round("answer", s.ordered, "", note="the quoted lines in the order they are said"))
-            answer = s.ordered
+        if s.settled is not None:  # read off the memory, not asked of the model
+            s.rounds.append(Round("answer", s.settled[0], "", note=s.settled[1]))
+            answer = s.settled[0]
         closest = self._closest(q)
         quoting = getattr(self.chat, "complete_quoting", None) if o.quoted_answers else None
-        for r in range(o.rounds if s.ordered is None else 0):
+        for r in range(o.rounds if s.settled is None else 0):
             last = r == o.rounds - 1
             view = {c: closest(e) for c, e in s.shown.items()}
             messages = self._messages(question, view, s.asked, last, o.navigation, s.notes)
@@ -254,7 +255,7 @@ class Agent:
                 rnd.note = "malformed reply: searched the question"
                 content = question
             s.search(rnd, content)
-        if o.restated_lines and s.ordered is None and not navigation.time_cue(question) and \
+        if o.restated_lines and s.settled is None and not navigation.time_cue(question) and \
                 not navigation.asks_later(question):  # those ask for another line than the one they restate
             answer = self._restated(s, question, answer)
         final = self._without_ids(answer or "I could not find the answer in the memory.")
@@ -343,8 +344,14 @@ class Agent:
         if pins:
             s.pin(pins, "[Quote] " + " / ".join(spans))
         if order and len(spans) >= 2 and len(found) == len(spans):
-            # "Which is said first: 'A' or 'B'?": read off the video's time line, not asked of the model
-            s.ordered = found[navigation.time_order(g, list(found))[0 if order == "first" else -1]]
+            # "Which is said first: 'A' or 'B'?": read off the video's time line
+            s.settled = (found[navigation.time_order(g, list(found))[0 if order == "first" else -1]],
+                         "the quoted lines in the order they are said")
+        elif navigation.asks_addressee(question) and len(found) == 1:
+            # "Who is told '...'?": the name that line (or the next) addresses its listener by
+            name = navigation.addressee(g, next(iter(found)), s.before)
+            if name:
+                s.settled = (name, "the name the quoted line addresses its listener by")
         return stepped
 
     def _closest(self, q: np.ndarray | None) -> Callable[[Evidence], Evidence]:
@@ -418,7 +425,8 @@ class _Session:
         self.seen: set[str] = set()  # the same, normalised
         self.notes: dict[str, list[str]] = {}  # knowledge shown before the clips ("Said just before ...")
         self.said_later: list[str] = []  # the next lines of the person a question quotes, when it asks for them
-        self.ordered: str | None = None  # of the lines a question quotes, the one it asks for by order ("said first")
+        # an answer read off the memory without the model: (answer, how), e.g. which quoted line is said first
+        self.settled: tuple[str, str] | None = None
 
     def search(self, rnd: Round, query: str, embedding: np.ndarray | None = None) -> list[int]:
         """Run a search (``embedding``: the query's, when already made); returns the clips it

@@ -27,6 +27,13 @@ _FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|
                     r"\bat the (?:very )?(?:beginning|start)\b|\bstarts? (?:with|by)\b", re.IGNORECASE)
 _LATER = re.compile(r"\b(?:later|again|afterwards|second time|next time|another time)\b", re.IGNORECASE)
 _ORDER = re.compile(r"\b(?:which|what)\b[^'\"]*?\b(first|earlier|sooner|last|later|second)\b", re.IGNORECASE)
+_ADDRESSEE = re.compile(r"(?:^|[.?!:]\s+)(?:to\s+)?whom?\s+(?:is|was|gets|got|are|were)\s+(?:\w+\s+){0,2}?"
+                        r"(?:told|asked|addressed|called|thanked|warned|answered)\b", re.IGNORECASE)
+# a person addressed by name: "..., Mr. Cooper" / "I'm not afraid, Johnny." / "Judy, I need you"
+_HONORIFIC = re.compile(r"\b((?:Mr|Mrs|Ms|Miss|Dr)\.?\s+[A-Z][a-z]+)")
+_VOCATIVE = re.compile(r",\s+([A-Z][a-z]+)\s*[.?!,]|(?:^|[.?!]\s+)([A-Z][a-z]+),\s")
+_NOT_NAMES = {"well", "yes", "no", "okay", "ok", "look", "listen", "hey", "oh", "so", "now", "please", "sir",
+              "thanks", "right", "sure", "yeah", "honey", "man", "come", "wait", "then", "but", "and", "i"}
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -128,6 +135,29 @@ def time_order(graph: MemoryGraph, nodes: list[int]) -> list[int]:
     """``nodes`` in the order they happen in the video: by clip, then as the clip's memories are
     written (speech in time order)."""
     return sorted(nodes, key=lambda n: (graph.texts[n].clip, graph.clip_texts[graph.texts[n].clip].index(n)))
+
+
+def asks_addressee(question: str) -> bool:
+    """Whether the question asks who is spoken to ("Who is told '...'?", "Who is thanked ...")."""
+    return _ADDRESSEE.search(question) is not None
+
+
+def addressee(graph: MemoryGraph, node: int, before_clip: int | None) -> str | None:
+    """The name a spoken line addresses its listener by: a title and a name ("Mr. Cooper"), else a
+    name set off by a comma ("I'm not afraid, Johnny."), in the line ``node`` or the line said
+    right after it; None when neither names anyone."""
+    after = adjacent_line(graph, node, "after", before_clip)
+    for n in [node] + ([after] if after is not None else []):
+        said = re.findall(r'"([^"]*)"', graph.texts[n].text)
+        text = " ".join(said)
+        m = _HONORIFIC.search(text)
+        if m:
+            return m.group(1)
+        for m in _VOCATIVE.finditer(text):
+            name = m.group(1) or m.group(2)
+            if name.lower() not in _NOT_NAMES:
+                return name
+    return None
 
 
 def asks_later(question: str) -> bool:

@@ -551,3 +551,22 @@ def test_which_of_two_quoted_lines_is_said_first_is_read_off_the_time_line(memor
     assert Agent(memory, chat).ask(q.replace("first", "later")).answer == "the train leaves at nine"
     chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
     assert Agent(memory, chat).ask(q, before_clip=4).answer == "It is not known." and chat.calls
+
+
+def test_who_a_quoted_line_is_said_to_is_the_name_it_addresses(tmp_path):
+    """"Who is told '...'?" is answered with the name the quoted line (or the line after it)
+    addresses its listener by, a title and a name first, without the model; a line that names
+    nobody leaves the question to the model."""
+    rng = np.random.default_rng(0)
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        for c, lines in enumerate([["I won't open this door again.", "I mean it, Mr. Cooper."],
+                                   ["Well, I'm not afraid of the dark, Johnny.", "the meeting moved to friday"]]):
+            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+                for line in lines:
+                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        chat = ScriptedChat([])
+        a = Agent(mem, chat).ask("Who is told 'I won't open this door again'?")
+        assert a.answer == "Mr. Cooper" and not chat.calls and "addresses" in a.rounds[-1].note
+        assert Agent(mem, chat).ask("Who is told 'not afraid of the dark'?").answer == "Johnny"  # "Well" is no name
+        chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
+        assert Agent(mem, chat).ask("Who is told 'the meeting moved to friday'?").answer == "It is not known."
