@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from m3mem import navigation
-from m3mem.cloze import Cloze, meaningful, question_words_in, restated_line, stem
+from m3mem.cloze import Cloze, meaningful, restated_line, spoken, stem
 from m3mem.memory import Memory
 from m3mem.quoting import SAYS_UNKNOWN, content_words, continuation, quote, quoted_spans, support
 from m3mem.retrieval import SearchOptions
@@ -518,12 +518,9 @@ def _fixed_answers(question: str) -> list[str]:
     return NOT_KNOWN + extra
 
 
-_SPOKEN = re.compile(r'"([^"]*)"\s*$')  # a memory ending with quoted speech
-
-
 def _speech(memories: list[str]) -> list[str | None]:
     """The quoted speech each memory ends with (None: not speech)."""
-    return [m.group(1).strip() if (m := _SPOKEN.search(t)) else None for t in memories]
+    return [spoken(t) for t in memories]
 
 
 def _sentence_neighbours(said: list[str | None], i: int) -> list[int]:
@@ -572,8 +569,8 @@ def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str
         return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:
         source = max((m for memories in clips for m in memories), default="",
-                     key=lambda m: (share(m), question_words_in(question, m)))
-        return share(source) >= 0.5 and question_words_in(question, source) >= cloze.matched
+                     key=lambda m: (share(m), cloze.words_in(m)))
+        return share(source) >= 0.5 and cloze.words_in(source) >= cloze.matched
     return False
 
 

@@ -68,7 +68,7 @@ _CONTRACTION = {"n't": "not", "'re": "are", "'m": "am", "'ll": "will", "'ve": "h
 _BASE = {"won": "will", "can": "can", "don": "do", "doesn": "do", "didn": "do", "isn": "is", "aren": "are",
          "wasn": "was", "weren": "were", "haven": "have", "hasn": "have", "hadn": "have", "couldn": "could",
          "wouldn": "would", "shouldn": "should", "ain": "is"}
-_SPOKEN = re.compile(r'"([^"]+)"\s*$')
+_SPOKEN = re.compile(r'"([^"]*)"\s*$')  # a memory ending with quoted speech
 _ENDS = {".", "?", "!"}
 # words that carry no answer by themselves (a run of only these is not one)
 _FUNCTION = set("been being have has had do does did will would can could should may might must shall am there here "
@@ -94,6 +94,11 @@ class Cloze:
     matched: int  # the question's words found in it
     asked: int  # the question's words that could be
     clip: int = 0  # where it was found: the index of its clip in the list searched
+    words: frozenset[str] = frozenset()  # the question's words a sentence may restate (stems)
+
+    def words_in(self, text: str) -> int:
+        """How many of those words ``text`` holds."""
+        return len(self.words & {f for t in _TOKEN.findall(text) if t[0].isalnum() for f in _forms(t)})
 
 
 def _words(token: str) -> list[str]:
@@ -122,9 +127,15 @@ def meaningful(text: str, but: str = "") -> set[str]:
             if content_words(w) and w not in _FUNCTION and w not in _AUX and norm(w) not in known}
 
 
+def spoken(memory: str) -> str | None:
+    """The quoted speech a memory ends with (None: not speech)."""
+    m = _SPOKEN.search(memory)
+    return m.group(1).strip() if m else None
+
+
 def _sentences(texts: list[str]) -> list[list[str]]:
     """The spoken sentences of one clip's memories (their quoted speech joined in order), as tokens."""
-    tokens = [t for text in texts if (m := _SPOKEN.search(text)) for t in _TOKEN.findall(m.group(1))]
+    tokens = [t for text in texts if (said := spoken(text)) for t in _TOKEN.findall(said)]
     out, cur = [], []
     for t in tokens:
         cur.append(t)
@@ -142,20 +153,18 @@ def _question(question: str) -> tuple[set[str], str | None, bool]:
     aux = wh + 1 if wh + 1 < len(words) and words[wh + 1] in _AUX else None  # "what does ...", "how should ..."
     asked = {stem(w) for i, w in enumerate(words) if i != aux and w not in _WH and content_words(w)} - _FRAME
     head, quantity = None, False
-    for i, w in enumerate(words):
-        if w in _WH:
-            rest = words[i + 1:]
-            if w == "how" and rest and rest[0] in _QUANTITY:
-                asked.discard(stem(rest[0]))  # "how long a walk" restates "walk", not "long"
-                quantity, rest = True, rest[1:]
-            if rest and rest[0] in _KIND and len(rest) > 2 and rest[1] == "of":
-                asked.discard(stem(rest[0]))  # "what kind of X" restates X, not "kind"
-                rest = rest[2:]
-            if w in ("what", "which", "whose") or quantity:
-                nxt = next((x for x in rest[:2] if x not in ("a", "an", "the", "of")), None)
-                if nxt and nxt not in _AUX and content_words(nxt) and stem(nxt) in asked:
-                    head = stem(nxt)
-            break
+    if wh >= 0:
+        w, rest = words[wh], words[wh + 1:]
+        if w == "how" and rest and rest[0] in _QUANTITY:
+            asked.discard(stem(rest[0]))  # "how long a walk" restates "walk", not "long"
+            quantity, rest = True, rest[1:]
+        if rest and rest[0] in _KIND and len(rest) > 2 and rest[1] == "of":
+            asked.discard(stem(rest[0]))  # "what kind of X" restates X, not "kind"
+            rest = rest[2:]
+        if w in ("what", "which", "whose") or quantity:
+            nxt = next((x for x in rest[:2] if x not in ("a", "an", "the", "of")), None)
+            if nxt and nxt not in _AUX and content_words(nxt) and stem(nxt) in asked:
+                head = stem(nxt)
     return asked, head, quantity
 
 
@@ -171,12 +180,6 @@ def _object(question: str) -> bool:
 def _wh(question: str) -> str:
     """The question's wh-word ("" when none)."""
     return next((w for w in re.findall(r"[a-z]+", question.lower()) if w in _WH), "")
-
-
-def question_words_in(question: str, text: str) -> int:
-    """How many of the words a sentence may restate of ``question`` ``text`` holds."""
-    asked = _question(question)[0]
-    return len(asked & {f for t in _TOKEN.findall(text) if t[0].isalnum() for f in _forms(t)})
 
 
 def _phrase(tokens: list[str]) -> str:
@@ -203,6 +206,7 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     asked, head, quantity = _question(question)
     if len(asked) < 2:
         return None
+    wh = _wh(question)
     best = None  # (words matched, -stretch, the sentence around them, each word's matches, clip index)
     span = 2 * len(asked) + 6  # the question's words lie this close together in the sentence
     qwords = re.findall(r"[a-z0-9]+", question.lower())
@@ -275,14 +279,12 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
         inside = [r for r in runs if first < r[0] and r[1] <= last]
         after = [r for r in runs if r[0] > last]
         before = [r for r in runs if r[1] <= first]
-        wh = _wh(question)
         # "who": the subject, before the question's words; "how" (the manner): after them; else
         # what the question's words enclose, else what follows them
         groups = [before, after, inside] if wh == "who" and not _object(question) else \
             [after, inside, before] if wh == "how" else [inside, after, before]
         chosen = max(next(g for g in groups if g), key=lambda r: len(new(r)))
         words = sentence[chosen[0]:chosen[1]]
-    wh = _wh(question)
     place = _WHERE if wh == "where" else _WHEN if wh == "when" else None
     if quantity:  # "how many": from the number ("a quarter of a million", "about twenty")
         k = next(k for k, t in enumerate(words) if _NUMBER.match(t))
@@ -295,4 +297,4 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     answer = _phrase(words)
     if not meaningful(answer, question):
         return None
-    return Cloze(answer, _phrase(sentence), matched, len(asked), where)
+    return Cloze(answer, _phrase(sentence), matched, len(asked), where, frozenset(asked))
