@@ -269,8 +269,9 @@ class Agent:
     def _restated(self, s: "_Session", question: str, answer: str) -> str:
         """``answer``, or the words the question leaves out of a spoken sentence it restates
         (``m3mem.cloze``): one of the clips shown, else, when a sentence of a clip the searches
-        missed holds every word of the question, that one (its clip is then shown too); unless
-        the answer stands (``answer_stands``)."""
+        missed holds every word of the question, that one (its clip is then shown too), else,
+        when the answer says nothing, the one shown sentence holding a question's only word;
+        unless the answer stands (``answer_stands``)."""
         shown = [[quote(m) for m in e.memories] for e in s.shown.values()]
         cloze, missed = restated_line(question, shown), None
         if cloze is None:
@@ -281,6 +282,10 @@ class Agent:
             found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
             if found is not None and found.matched == found.asked:
                 cloze, missed = found, hidden[found.clip]
+        if cloze is None and (not meaningful(answer, question) or SAYS_UNKNOWN.search(answer)):
+            # the model said nothing: a question with one word to restate ("What grabbed her?") is
+            # read off the one shown sentence that holds it
+            cloze = restated_line(question, shown, single=True)
         if cloze is None or answer_stands(question, answer, cloze, shown):
             return answer
         last = s.rounds[-1]
@@ -347,6 +352,11 @@ class Agent:
             # "Which is said first: 'A' or 'B'?": read off the video's time line
             s.settled = (found[navigation.time_order(g, list(found))[0 if order == "first" else -1]],
                          "the quoted lines in the order they are said")
+        elif step and len(spans) == 1 and found and navigation.asks_said_next(question) == step:
+            # "What was said right before 'X'?": the sentence next to it on the video's time line
+            said = navigation.said_next_to(g, next(iter(found)), spans[0], step, s.before)
+            if said:
+                s.settled = (said, f"the sentence said just {step} the quoted words")
         elif navigation.asks_addressee(question) and len(found) == 1:
             # "Who is told '...'?": the name that line (or the next) addresses its listener by
             name = navigation.addressee(g, next(iter(found)), s.before)

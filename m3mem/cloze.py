@@ -145,6 +145,11 @@ def _sentences(texts: list[str]) -> list[list[str]]:
     return out + ([cur] if cur else [])
 
 
+def sentences(texts: list[str]) -> list[str]:
+    """The spoken sentences of one clip's memories (``texts``, in time order), as text."""
+    return [re.sub(r" ([.,;:!?])", r"\1", " ".join(tokens)) for tokens in _sentences(texts)]
+
+
 def _question(question: str) -> tuple[set[str], str | None, bool]:
     """The question's words a sentence may restate (stems), the head of its wh-phrase ("what
     experiences" -> experience; "how many users" -> user), and whether it asks for a quantity."""
@@ -192,7 +197,7 @@ def _phrase(tokens: list[str]) -> str:
     return re.sub(r" ([.,;:!?])", r"\1", text)
 
 
-def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> Cloze | None:
+def restated_line(question: str, clips: list[list[str]], least: float = 0.6, single: bool = False) -> Cloze | None:
     """The answer a question gets from the spoken sentence it restates, among ``clips`` (each a
     clip's memories, in order): the sentence holding the most of the question's words (at least
     two, and at least ``least`` of them), and in it the run of words they leave out: the one next
@@ -200,38 +205,60 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
     the question's words, else the words after them (up to the clause's end, ``MOST`` at most), or
     before them for "who". None for a yes-no question, one that quotes words (the navigation reads
     those), or when no sentence lines up, or the run asked for is not there (no number for "how
-    many")."""
+    many"). ``single``: a question with one word that can carry meaning ("What grabbed her?")
+    restates the one sentence that holds it, if only one does."""
     if _YES_NO.search(question) or '"' in question or re.search(r"(?:^|\s)'[^']+'", question):
         return None
     asked, head, quantity = _question(question)
-    if len(asked) < 2:
+    if single and len(asked - _FUNCTION) == 1:
+        asked, head = asked - _FUNCTION, None  # "What is the speaker wondering about?": "wonder"
+    elif len(asked) < 2:
         return None
-    wh = _wh(question)
-    best = None  # (words matched, -stretch, the sentence around them, each word's matches, clip index)
+    found = []  # per sentence: (words matched, -crossed, -stretch), the words around them, each word's matches, clip
     span = 2 * len(asked) + 6  # the question's words lie this close together in the sentence
     qwords = re.findall(r"[a-z0-9]+", question.lower())
     joined = {a + b: {stem(a), stem(b)} & asked for a, b in zip(qwords, qwords[1:])}  # "dress making": "dressmaking"
     negated = bool(_NEGATION & set(qwords)) or "n't" in question.lower()
     for where, texts in enumerate(clips):
-        for sentence in _sentences(texts):
+        said_here = _sentences(texts)
+        # a sentence, or two in a row (a transcript ends sentences where a speaker only pauses:
+        # "We need some bottles or jars. Make Molotov cocktails."), one on a tie; not for a negated
+        # question, whose negation must hold in the sentence that answers it
+        pairs = [] if negated else [(a + b, 1) for a, b in zip(said_here, said_here[1:])]
+        for sentence, crossed in [(x, 0) for x in said_here] + pairs:
             forms = [(set(_forms(t)) | joined.get(t.lower().replace("-", ""), set())) & asked
                      if t[0].isalnum() else set() for t in sentence]
             said = {f for t in sentence for f in _forms(t)}
             if negated and not _NEGATION & said:
                 continue  # "What does the BBC not compete on?" does not restate "The BBC competes on quality."
-            at = [k for k, f in enumerate(forms) if f]
+            at, best = [k for k, f in enumerate(forms) if f], None
             for a in at:  # the tightest stretch holding the most of the question's words
                 stretch = [k for k in at if a <= k < a + span]
                 hits = set().union(*(forms[k] for k in stretch))
-                if len(hits) < 2 or len(hits) < least * len(asked):
+                if len(hits) < min(2, len(asked)) or len(hits) < least * len(asked):
                     continue
-                key = (len(hits), -(stretch[-1] - a))
-                if best is None or key > best[:2]:
+                key = (len(hits), -crossed, -(stretch[-1] - a))
+                if best is None or key > best[0]:
                     lo, hi = max(0, a - MOST), min(len(sentence), stretch[-1] + MOST + 1)
-                    best = (len(hits), key[1], sentence[lo:hi], forms[lo:hi], where)
-    if best is None:
-        return None
-    matched, _, sentence, forms, where = best
+                    best = (key, sentence[lo:hi], forms[lo:hi], where)
+            if best is not None:
+                found.append(best)
+    found.sort(key=lambda x: x[0], reverse=True)
+    if len(asked) == 1 and sum(key == (1, 0, 0) for key, *_ in found) > 1:
+        return None  # the word is said in more than one sentence: which one is meant is not known
+    for key, sentence, forms, where in found:  # the best first; one with as many words next when it has no answer
+        if key[0] < found[0][0][0]:
+            break
+        answer = _leftover(question, sentence, forms, head, quantity)
+        if answer:
+            return Cloze(answer, _phrase(sentence), key[0], len(asked), where, frozenset(asked))
+    return None
+
+
+def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: str | None, quantity: bool) -> str | None:
+    """The run of ``sentence`` (tokens; ``forms``: the question's words each one matches) that the
+    question leaves out and asks for (``restated_line``), or None."""
+    wh = _wh(question)
     on = [bool(f) for f in forms]
     first, last = on.index(True), len(on) - 1 - on[::-1].index(True)
     runs, i = [], 0  # (start, end) of the runs of words the question leaves out
@@ -295,6 +322,4 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6) -> 
             return None
         words = words[k:]
     answer = _phrase(words)
-    if not meaningful(answer, question):
-        return None
-    return Cloze(answer, _phrase(sentence), matched, len(asked), where, frozenset(asked))
+    return answer if meaningful(answer, question) else None

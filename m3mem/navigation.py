@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable
 
 from m3mem.graph import MemoryGraph
-from m3mem.quoting import content_words
+from m3mem.cloze import meaningful, sentences
+from m3mem.quoting import unquoted
 from models.mentions import clip_references
 
 ACTIONS = ("search", "answer", "person", "before", "after", "first", "last")
@@ -26,6 +27,9 @@ _LAST = re.compile(r"\b(?:last|final|closing)\s+(?:words?|things?|sentences?|lin
 _FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|remarks?)\b|"
                     r"\bat the (?:very )?(?:beginning|start)\b|\bstarts? (?:with|by)\b", re.IGNORECASE)
 _LATER = re.compile(r"\b(?:later|again|afterwards|second time|next time|another time)\b", re.IGNORECASE)
+# what a question following someone onward first points back with ("who said ... earlier")
+_BACK = re.compile(r"\b(?:earlier|first|before|previously|once)\b|\bwho\s+(?:said|says|mentioned|mentions|asked|asks|"
+                   r"spoke|speaks|told|tells)\b", re.IGNORECASE)
 _ORDER = re.compile(r"\b(?:which|what)\b[^'\"]*?\b(first|earlier|sooner|last|later|second)\b", re.IGNORECASE)
 _ADDRESSEE = re.compile(r"(?:^|[.?!:]\s+)(?:to\s+)?whom?\s+(?:is|was|gets|got|are|were)\s+(?:\w+\s+){0,2}?"
                         r"(?:told|asked|addressed|called|thanked|warned|answered)\b", re.IGNORECASE)
@@ -34,6 +38,9 @@ _HONORIFIC = re.compile(r"\b((?:Mr|Mrs|Ms|Miss|Dr)\.?\s+[A-Z][a-z]+)")
 _VOCATIVE = re.compile(r",\s+([A-Z][a-z]+)\s*[.?!,]|(?:^|[.?!]\s+)([A-Z][a-z]+),\s")
 _NOT_NAMES = {"well", "yes", "no", "okay", "ok", "look", "listen", "hey", "oh", "so", "now", "please", "sir",
               "thanks", "right", "sure", "yeah", "honey", "man", "come", "wait", "then", "but", "and", "i"}
+# "What was said right before 'X'?": the sentence next to a quotation is asked for
+_SAID_NEXT = re.compile(r"\bwhat\b[^'\"]*?\b(?:said|say|says|words?|heard|line)\b[^'\"]*?"
+                        r"\b(?:right|just|immediately|directly)\s+(before|after)\s*[:,]?\s*['\"\u2018\u201c]", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -90,9 +97,10 @@ def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
                 lexical: Callable[[str, int, int | None], list[tuple[int, float]] | None] | None = None,
                 least: float = 0.5) -> int | None:
     """The memory that holds the words of ``span`` (a quotation in a question): the one with the
-    largest share of its content words, at least ``least``, the earliest on a tie. Candidates come
+    largest share of its words that can carry meaning (``cloze.meaningful``: not "I'm", "me",
+    "don't"), at least ``least`` and two of them, the earliest on a tie. Candidates come
     from ``lexical`` (BM25 over the memory) when given, else from every visible memory."""
-    want = set(content_words(span))
+    want = meaningful(span)
     if not want:
         return None
     found = lexical(span, 50, before_clip) if lexical is not None else None
@@ -100,8 +108,9 @@ def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
         n for n, t in graph.texts.items() if before_clip is None or t.clip < before_clip]
     best, best_share = None, 0.0
     for n in sorted(nodes):  # earliest first: a later memory must hold strictly more of the words
-        share = len(want & set(content_words(graph.texts[n].text))) / len(want)
-        if share >= least and share > best_share:
+        held = len(want & meaningful(graph.texts[n].text))
+        share = held / len(want)
+        if share >= least and held >= min(2, len(want)) and share > best_share:
             best, best_share = n, share
     return best
 
@@ -120,6 +129,60 @@ def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: in
     else:
         walk = [lines[i + 1:]] + [graph.clip_texts.get(c, []) for c in clips if c > here]
     return next((n for group in walk for n in group if '"' in graph.texts[n].text), None)
+
+
+def asks_said_next(question: str) -> str | None:
+    """"before" / "after" when the question asks what was said right before / after the words it
+    quotes ("What was said right before 'Johnny asked me if I were afraid'?")."""
+    m = _SAID_NEXT.search(question)
+    return m.group(1).lower() if m else None
+
+
+def _joined(first: list[str], then: list[str]) -> list[str]:
+    """The sentences of two clips in a row, the one cut by the boundary made whole: a clip whose
+    speech starts mid-sentence ("ideas like the black market ...") either repeats the end of the
+    one before, which holds it whole (transcribed past the boundary: the repeat is dropped), or
+    continues a sentence left unfinished there (joined)."""
+    if not first or not then or not then[0][:1].islower():
+        return first + then
+    head, tail = meaningful(then[0]), meaningful(first[-1])
+    if head and len(head & tail) >= 0.6 * len(head):
+        return first + then[1:]
+    if not first[-1].endswith((".", "?", "!")):
+        return first[:-1] + [first[-1] + " " + then[0]] + then[1:]
+    return first + then
+
+
+def said_next_to(graph: MemoryGraph, node: int, span: str, direction: str, before_clip: int | None) -> str | None:
+    """The spoken sentence said right before / after the words ``span`` quotes, which the memory
+    ``node`` holds: the sentences of its clip and of the clips either side, in time order, cut
+    where a sentence ends; the quotation covers the sentence holding most of its words and the
+    ones next to it made mostly of them; the one past them in ``direction``. None when there is
+    none (the video starts or ends there, or nothing is said)."""
+    clips = visible_clips(graph, before_clip)
+    here = graph.texts[node].clip
+    if here not in clips:
+        return None
+    at = clips.index(here)
+    said: list[str] = []
+    for c in clips[max(0, at - 1):at + 2]:
+        said = _joined(said, sentences([graph.texts[n].text for n in graph.clip_texts.get(c, [])]))
+    want = meaningful(span)
+    words = [meaningful(x) for x in said]
+    hits = [len(want & w) for w in words]
+    if not hits or max(hits) == 0:
+        return None
+
+    def inside(k: int) -> bool:  # made mostly of the quotation's words
+        return bool(words[k]) and len(want & words[k]) >= 0.5 * len(words[k])
+
+    i = j = hits.index(max(hits))
+    while i > 0 and inside(i - 1):
+        i -= 1
+    while j + 1 < len(said) and inside(j + 1):
+        j += 1
+    k = i - 1 if direction == "before" else j + 1
+    return said[k] if 0 <= k < len(said) else None
 
 
 def asks_order(question: str) -> str | None:
@@ -161,8 +224,13 @@ def addressee(graph: MemoryGraph, node: int, before_clip: int | None) -> str | N
 
 
 def asks_later(question: str) -> bool:
-    """Whether the question asks what happens later / again (to follow a person onward)."""
-    return _LATER.search(question) is not None
+    """Whether the question asks what happens later / again to someone it first points back to
+    (to follow a person onward): "The woman who said 'X' earlier speaks again later: what does
+    she say then?". Words inside its quotations do not count ("Who is told 'I won't open this
+    door again'?"), nor a "later" that only dates what is asked ("What will the speaker reinforce
+    later?")."""
+    plain = unquoted(question)
+    return _LATER.search(plain) is not None and (plain != question or _BACK.search(plain) is not None)
 
 
 def same_speaker_later(graph: MemoryGraph, node: int, before_clip: int | None, n: int = 2) -> list[int]:

@@ -84,6 +84,11 @@ def quoted_spans(text: str) -> list[str]:
     return [s for s in spans if len(content_words(s)) >= 2]
 
 
+def unquoted(text: str) -> str:
+    """``text`` without the spans it puts in quotation marks."""
+    return _QUOTED.sub(" ", text)
+
+
 _TOKENS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,;:!?]", re.IGNORECASE)
 
 

@@ -512,6 +512,41 @@ def test_a_question_that_restates_a_spoken_sentence_gets_the_words_it_leaves_out
     assert (found and found.answer) == answer
 
 
+def test_a_restated_sentence_may_run_over_a_sentence_end_and_a_lone_word_needs_one_sentence():
+    """A transcript ends sentences where a speaker only pauses: two in a row count as one when
+    they hold more of the question's words (not for a negated question); a sentence whose words
+    leave nothing to answer gives way to one that holds as many; a question with one word to
+    restate is read only when asked to (``single``) and only when one sentence holds that word."""
+    from m3mem.cloze import restated_line
+
+    said = ['<character_1> says: "Is there a cellar? We need some bottles or jars. Make fire cocktails."',
+            '<character_2> says: "That leaves Tom and Judy. They want to stay upstairs, let them."',
+            '<character_3> says: "One of those things grabbed her. Who knows what they carry?"']
+    found = restated_line("What do they need to make fire cocktails?", [said])
+    assert found.answer == "some bottles or jars" and found.sentence == "We need some bottles or jars. Make fire cocktails"
+    assert restated_line("What do they not need to make fire cocktails?", [said]) is None
+    assert "Tom and Judy" in restated_line("Which two people want to stay upstairs?", [said]).answer
+    assert restated_line("What grabbed her?", [said]) is None  # one word: only when asked to
+    assert restated_line("What grabbed her?", [said], single=True).answer == "One of those things"
+    twice = said + ['<character_4> says: "Then the wind grabbed her hat."']
+    assert restated_line("What grabbed her?", [twice], single=True) is None  # which sentence is meant?
+
+
+def test_an_answer_that_says_nothing_gives_way_to_the_one_sentence_with_the_questions_only_word(tmp_path):
+    """"What grabbed her?" restates one word; a model that only echoes it (or says it is not
+    known) gets the words of the one shown sentence holding that word; an answer of its own stands."""
+    rng = np.random.default_rng(0)
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        with mem.clip(0, 0.0, 30.0) as w:
+            w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: '
+                                   '"Seems far away. One of those things grabbed her. Better run."')
+        for echo in ["Grabbed her.", "It is not known."]:
+            a = Agent(mem, ScriptedChat([f"Action: [Answer]\nContent: {echo}"] * 3)).ask("What grabbed her?")
+            assert a.answer == "One of those things" and "restates" in a.rounds[-1].note
+        a = Agent(mem, ScriptedChat(["Action: [Answer]\nContent: A dog."])).ask("What grabbed her?")
+        assert a.answer == "A dog."
+
+
 def test_an_answer_from_another_line_gives_way_to_the_sentence_the_question_restates(memory):
     """A small model shown the right line may answer from another one, or say it is not known:
     the words the question leaves out of the sentence it restates are taken instead, and the round
@@ -551,6 +586,42 @@ def test_which_of_two_quoted_lines_is_said_first_is_read_off_the_time_line(memor
     assert Agent(memory, chat).ask(q.replace("first", "later")).answer == "the train leaves at nine"
     chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
     assert Agent(memory, chat).ask(q, before_clip=4).answer == "It is not known." and chat.calls
+
+
+def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_to_it(tmp_path):
+    """"What was said right before 'X'?" is read off the video's time line without the model: the
+    sentence before the quoted one, across the clip boundary, where a sentence cut by the boundary
+    is made whole (repeated at the next clip's start: the repeat dropped; left unfinished: joined)."""
+    rng = np.random.default_rng(0)
+    clips = [["We sat down.", "Everybody knew about the black market because of the war."],
+             ["the black market because of the war. Johnny asked me if I were afraid.",
+              "And then a man walked up the", ], ["old road. I heard the siren wail."]]
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        for c, lines in enumerate(clips):
+            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+                for line in lines:
+                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        chat = ScriptedChat([])
+        a = Agent(mem, chat).ask("What was said right before 'Johnny asked me if I were afraid'?")
+        assert a.answer == "Everybody knew about the black market because of the war." and not chat.calls
+        assert "just before" in a.rounds[-1].note
+        assert Agent(mem, chat).ask("What is said right after 'Johnny asked me if I were afraid'?").answer == \
+            "And then a man walked up the old road."
+        assert Agent(mem, chat).ask("What was said just before 'I heard the siren wail'?").answer == \
+            "And then a man walked up the old road."
+        # the line after it lies past before_clip: left to the model
+        chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
+        assert Agent(mem, chat).ask("What is said right after 'Johnny asked me if I were afraid'?",
+                                    before_clip=1).answer == "It is not known."
+
+
+def test_a_later_that_only_dates_what_is_asked_does_not_follow_anyone():
+    from m3mem.navigation import asks_later
+
+    assert asks_later("The woman who said 'I am cold' earlier speaks again later: what does she say then?")
+    assert asks_later("What does the man who mentions the diner say later?")
+    assert not asks_later("What will the speaker reinforce later?")
+    assert not asks_later("Who is told 'I won't open this door again'?")  # quoted words do not count
 
 
 def test_who_a_quoted_line_is_said_to_is_the_name_it_addresses(tmp_path):
