@@ -328,6 +328,9 @@ class Agent:
         clips); True when a line just before / after was found."""
         g, step = self.memory.graph, cue if cue in ("before", "after") else None
         spans, order = quoted_spans(question), navigation.asks_order(question)
+        next_to = navigation.asks_said_next(question) if step else None
+        if next_to is not None and next_to[1] and not spans:
+            spans = [next_to[1]]  # "... right after the man mentions the black market?": its words
         onward = navigation.asks_later(question) and not order
         pins, stepped, found = [], False, {}
         for span in spans:
@@ -352,7 +355,7 @@ class Agent:
             # "Which is said first: 'A' or 'B'?": read off the video's time line
             s.settled = (found[navigation.time_order(g, list(found))[0 if order == "first" else -1]],
                          "the quoted lines in the order they are said")
-        elif step and len(spans) == 1 and found and navigation.asks_said_next(question) == step:
+        elif next_to is not None and next_to[0] == step and len(spans) == 1 and found:
             # "What was said right before 'X'?": the sentence next to it on the video's time line
             said = navigation.said_next_to(g, next(iter(found)), spans[0], step, s.before)
             if said:

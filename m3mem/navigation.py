@@ -38,9 +38,13 @@ _HONORIFIC = re.compile(r"\b((?:Mr|Mrs|Ms|Miss|Dr)\.?\s+[A-Z][a-z]+)")
 _VOCATIVE = re.compile(r",\s+([A-Z][a-z]+)\s*[.?!,]|(?:^|[.?!]\s+)([A-Z][a-z]+),\s")
 _NOT_NAMES = {"well", "yes", "no", "okay", "ok", "look", "listen", "hey", "oh", "so", "now", "please", "sir",
               "thanks", "right", "sure", "yeah", "honey", "man", "come", "wait", "then", "but", "and", "i"}
-# "What was said right before 'X'?": the sentence next to a quotation is asked for
+# "What was said right before 'X'?" / "... right after the man mentions X?": the sentence next to
+# a quotation, or to a statement said to be said, is asked for
 _SAID_NEXT = re.compile(r"\bwhat\b[^'\"]*?\b(?:said|say|says|words?|heard|line)\b[^'\"]*?"
-                        r"\b(?:right|just|immediately|directly)\s+(before|after)\s*[:,]?\s*['\"\u2018\u201c]", re.IGNORECASE)
+                        r"\b(?:right|just|immediately|directly)\s+(before|after)\b\s*[:,]?\s*(.*)$", re.IGNORECASE)
+_STATED = re.compile(r"^(?:\w+\s+){0,3}?(?:says?|said|saying|mentions?|mentioned|mentioning|(?:talks?|talked|talking|"
+                     r"speaks?|spoke|speaking)\s+about|asks?|asked|asking|tells?|told|telling|adds?|added)\s+"
+                     r"(?:that\s+|about\s+)?(.+)$", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -131,11 +135,19 @@ def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: in
     return next((n for group in walk for n in group if '"' in graph.texts[n].text), None)
 
 
-def asks_said_next(question: str) -> str | None:
-    """"before" / "after" when the question asks what was said right before / after the words it
-    quotes ("What was said right before 'Johnny asked me if I were afraid'?")."""
+def asks_said_next(question: str) -> tuple[str, str | None] | None:
+    """("before" / "after", the statement) when the question asks what was said right before /
+    after some words: the statement is None when they are quoted ("What was said right before
+    'Johnny asked me if I were afraid'?": the quotation is read), else what someone is said to say
+    there ("... right after the man mentions the black market?" -> "the black market")."""
     m = _SAID_NEXT.search(question)
-    return m.group(1).lower() if m else None
+    if m is None:
+        return None
+    rest = m.group(2).strip()
+    if rest[:1] in "'\"\u2018\u201c":
+        return m.group(1).lower(), None
+    stated = _STATED.match(rest.rstrip("?.! "))
+    return (m.group(1).lower(), stated.group(1)) if stated else None
 
 
 def _joined(first: list[str], then: list[str]) -> list[str]:

@@ -589,9 +589,10 @@ def test_which_of_two_quoted_lines_is_said_first_is_read_off_the_time_line(memor
 
 
 def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_to_it(tmp_path):
-    """"What was said right before 'X'?" is read off the video's time line without the model: the
-    sentence before the quoted one, across the clip boundary, where a sentence cut by the boundary
-    is made whole (repeated at the next clip's start: the repeat dropped; left unfinished: joined)."""
+    """"What was said right before 'X'?" (or "... right after the man mentions X?") is read off the
+    video's time line without the model: the sentence before the quoted one, across the clip
+    boundary, where a sentence cut by the boundary is made whole (repeated at the next clip's
+    start: the repeat dropped; left unfinished: joined)."""
     rng = np.random.default_rng(0)
     clips = [["We sat down.", "Everybody knew about the black market because of the war."],
              ["the black market because of the war. Johnny asked me if I were afraid.",
@@ -609,6 +610,9 @@ def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_t
             "And then a man walked up the old road."
         assert Agent(mem, chat).ask("What was said just before 'I heard the siren wail'?").answer == \
             "And then a man walked up the old road."
+        # a statement said to be said, not quoted, is read the same way
+        assert Agent(mem, chat).ask("What was said right after the man mentions the black market?").answer == \
+            "Johnny asked me if I were afraid."
         # the line after it lies past before_clip: left to the model
         chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
         assert Agent(mem, chat).ask("What is said right after 'Johnny asked me if I were afraid'?",
