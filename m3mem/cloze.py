@@ -134,14 +134,21 @@ def spoken(memory: str) -> str | None:
 
 
 def _sentences(texts: list[str]) -> list[list[str]]:
-    """The spoken sentences of one clip's memories (their quoted speech joined in order), as tokens."""
-    tokens = [t for text in texts if (said := spoken(text)) for t in _TOKEN.findall(said)]
+    """The spoken sentences of one clip's memories (their quoted speech joined in order), as tokens.
+    A line that starts with a capital letter (not "I") after one left unpunctuated starts a new
+    sentence: speech is cut into lines where the speaker window changes, and an unpunctuated
+    transcript ends there as well as anywhere."""
     out, cur = [], []
-    for t in tokens:
-        cur.append(t)
-        if t in _ENDS:
+    for text in texts:
+        tokens = _TOKEN.findall(spoken(text) or "")
+        if cur and tokens and tokens[0][0].isupper() and _words(tokens[0])[0] != "i":
             out.append(cur)
             cur = []
+        for t in tokens:
+            cur.append(t)
+            if t in _ENDS:
+                out.append(cur)
+                cur = []
     return out + ([cur] if cur else [])
 
 

@@ -45,6 +45,8 @@ _SAID_NEXT = re.compile(r"\bwhat\b[^'\"]*?\b(?:said|say|says|words?|heard|line)\
 _STATED = re.compile(r"^(?:\w+\s+){0,3}?(?:says?|said|saying|mentions?|mentioned|mentioning|(?:talks?|talked|talking|"
                      r"speaks?|spoke|speaking)\s+about|asks?|asked|asking|tells?|told|telling|adds?|added)\s+"
                      r"(?:that\s+|about\s+)?(.+)$", re.IGNORECASE)
+# a question asking for words said (not who is on screen, not a number)
+_ASKS_WORDS = re.compile(r"^\s*what\b[^?]*?\b(?:words?|said|say|says|lines?|sentences?|remarks?)\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
@@ -148,6 +150,32 @@ def asks_said_next(question: str) -> tuple[str, str | None] | None:
         return m.group(1).lower(), None
     stated = _STATED.match(rest.rstrip("?.! "))
     return (m.group(1).lower(), stated.group(1)) if stated else None
+
+
+def asks_end_words(question: str) -> tuple[str, int] | None:
+    """("first" / "last", step) when the question asks for the first / last words said in the video
+    (step 0: "What are the last words said in the video?") or the sentence right before / after
+    them (step -1 / 1: "What was said right before the last words of the video?")."""
+    m = _SAID_NEXT.search(question)
+    if m is not None:
+        cue = time_cue(m.group(2))
+        return (cue, -1 if m.group(1).lower() == "before" else 1) if cue in ("first", "last") else None
+    cue = time_cue(question)
+    return (cue, 0) if cue in ("first", "last") and _ASKS_WORDS.search(question) else None
+
+
+def end_sentence(graph: MemoryGraph, which: str, step: int, before_clip: int | None) -> str | None:
+    """The sentence said first / last (``which``) among the visible clips, or ``step`` sentences
+    after / before it; None when nothing is said."""
+    clips = visible_clips(graph, before_clip)
+    said: list[str] = []
+    for c in (clips if which == "first" else reversed(clips)):
+        here = sentences([graph.texts[n].text for n in graph.clip_texts.get(c, [])])
+        said = _joined(said, here) if which == "first" else _joined(here, said)
+        if len(said) > abs(step) + 1:  # enough read (and a sentence cut by a boundary made whole)
+            break
+    k = step if which == "first" else len(said) - 1 + step
+    return said[k] if 0 <= k < len(said) else None
 
 
 def _joined(first: list[str], then: list[str]) -> list[str]:

@@ -297,7 +297,7 @@ def test_before_after_first_last_step_through_time_and_honour_before_clip(memory
 
 def test_time_cues_in_the_question_go_there_without_the_model(memory):
     chat = ScriptedChat(["Action: [Answer]\nContent: lisbon"])
-    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("What are the last words said in the video?")
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("Who is on screen at the end of the video?")
     assert a.rounds[1].action == "last" and 5 in a.rounds[1].clips
     shown = chat.calls[0][0][-1]["content"]
     assert "my sister lives in lisbon" in shown
@@ -309,17 +309,18 @@ def test_time_cues_in_the_question_go_there_without_the_model(memory):
 def test_quoted_words_are_found_with_the_line_said_just_before_or_after_them(memory):
     """Words the question quotes are found in the memory (BM25, then the largest share of their
     content words) and shown with the line said just before / after them, in the neighbouring clip
-    when they open or close theirs; those lines stay in view however many the clip has."""
+    when they open or close theirs; those lines stay in view however many the clip has. (What is
+    said there is read off without the model: see below.)"""
     chat = ScriptedChat(["Action: [Answer]\nContent: noon"])
-    a = Agent(memory, chat, AgentOptions(rounds=2)).ask('What was said right before "the meeting moved to friday"?')
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask('Who speaks right before "the meeting moved to friday"?')
     assert a.rounds[1].action == "quote" and {1, 2} <= {e.clip for e in a.evidence}
     shown = chat.calls[0][0][-1]["content"]
     assert "lunch is at noon in the garden" in shown and "the meeting moved to friday" in shown
     chat = ScriptedChat(["Action: [Answer]\nContent: x"])
-    Agent(memory, chat, AgentOptions(rounds=2)).ask("What is said just after 'the password is swordfish'?")
+    Agent(memory, chat, AgentOptions(rounds=2)).ask("Who speaks just after 'the password is swordfish'?")
     assert "the train leaves at nine" in chat.calls[0][0][-1]["content"]
     chat = ScriptedChat(["Action: [Answer]\nContent: x"])
-    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("What is said just after 'the password is swordfish'?", 4)
+    a = Agent(memory, chat, AgentOptions(rounds=2)).ask("Who speaks just after 'the password is swordfish'?", 4)
     assert "the train leaves at nine" not in chat.calls[0][0][-1]["content"]  # clip 4 is not visible
     assert all(e.clip < 4 for e in a.evidence)
 
@@ -592,7 +593,7 @@ def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_t
     """"What was said right before 'X'?" (or "... right after the man mentions X?") is read off the
     video's time line without the model: the sentence before the quoted one, across the clip
     boundary, where a sentence cut by the boundary is made whole (repeated at the next clip's
-    start: the repeat dropped; left unfinished: joined)."""
+    start: the repeat dropped; left unfinished: joined); so are the first and last words said."""
     rng = np.random.default_rng(0)
     clips = [["We sat down.", "Everybody knew about the black market because of the war."],
              ["the black market because of the war. Johnny asked me if I were afraid.",
@@ -613,6 +614,14 @@ def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_t
         # a statement said to be said, not quoted, is read the same way
         assert Agent(mem, chat).ask("What was said right after the man mentions the black market?").answer == \
             "Johnny asked me if I were afraid."
+        # the first / last words of the video, and the sentence next to them, the same way
+        assert Agent(mem, chat).ask("What are the last words said in the video?").answer == "I heard the siren wail."
+        assert Agent(mem, chat).ask("What was said right before the last words of the video?").answer == \
+            "And then a man walked up the old road."
+        assert Agent(mem, chat).ask("What is the first thing said in the video?").answer == "We sat down."
+        assert Agent(mem, chat).ask("What are the last words said?", before_clip=1).answer == \
+            "Everybody knew about the black market because of the war."
+        assert not chat.calls
         # the line after it lies past before_clip: left to the model
         chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
         assert Agent(mem, chat).ask("What is said right after 'Johnny asked me if I were afraid'?",
