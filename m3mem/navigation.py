@@ -45,8 +45,9 @@ _SAID_NEXT = re.compile(r"\bwhat\b[^'\"]*?\b(?:said|say|says|words?|heard|line)\
 _STATED = re.compile(r"^(?:\w+\s+){0,3}?(?:says?|said|saying|mentions?|mentioned|mentioning|(?:talks?|talked|talking|"
                      r"speaks?|spoke|speaking)\s+about|asks?|asked|asking|tells?|told|telling|adds?|added)\s+"
                      r"(?:that\s+|about\s+)?(.+)$", re.IGNORECASE)
-# a question asking for words said (not who is on screen, not a number)
-_ASKS_WORDS = re.compile(r"^\s*what\b[^?]*?\b(?:words?|said|say|says|lines?|sentences?|remarks?)\b", re.IGNORECASE)
+# a question asking for the words said, by anyone (not who is on screen, not what one person says)
+_ASKS_WORDS = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+(?:the\s+)?(?:very\s+)?(?:first|last|final|opening|closing)\s+"
+                         r"(?:words?|things?|lines?|sentences?|remarks?)\b|^\s*what\s+(?:is|was)\s+said\b", re.IGNORECASE)
 _BEFORE = re.compile(r"\b(?:right|just|immediately|directly)\s+before\b", re.IGNORECASE)
 _AFTER = re.compile(r"\b(?:right|just|immediately|directly)\s+after\b", re.IGNORECASE)
 
