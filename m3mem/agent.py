@@ -178,7 +178,7 @@ class Agent:
             cue = navigation.time_cue(question) if o.navigation else None
             if o.navigation and self._quotes(s, question, cue):
                 cue = None  # the lines just before / after the quoted words are shown already
-            ends = navigation.asks_end_words(question) if o.navigation else None
+            ends = navigation.asks_end_words(question) if o.navigation and s.settled is None else None
             said = navigation.end_sentence(self.memory.graph, *ends, before_clip) if ends else None
             if said:  # "What are the last words said in the video?": read off the time line
                 s.settled = (said, f"the sentence said {ends[0]} in the video" if not ends[1] else

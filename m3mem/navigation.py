@@ -150,7 +150,9 @@ def asks_said_next(question: str) -> tuple[str, str | None] | None:
     if rest[:1] in "'\"\u2018\u201c":
         return m.group(1).lower(), None
     stated = _STATED.match(rest.rstrip("?.! "))
-    return (m.group(1).lower(), stated.group(1)) if stated else None
+    if stated is None or len(meaningful(stated.group(1))) < 2:
+        return None  # no statement, or too little of one to find ("right after she asked for help")
+    return m.group(1).lower(), stated.group(1)
 
 
 def asks_end_words(question: str) -> tuple[str, int] | None:
