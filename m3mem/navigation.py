@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable
 
 from m3mem.graph import MemoryGraph
-from m3mem.cloze import meaningful, sentences
-from m3mem.quoting import unquoted
+from m3mem.cloze import meaningful, sentences, spoken
+from m3mem.quoting import WITHHELD, quote, unquoted
 from models.mentions import clip_references
 
 ACTIONS = ("search", "answer", "person", "before", "after", "first", "last")
@@ -173,12 +173,28 @@ def end_sentence(graph: MemoryGraph, which: str, step: int, before_clip: int | N
     clips = visible_clips(graph, before_clip)
     said: list[str] = []
     for c in (clips if which == "first" else reversed(clips)):
-        here = sentences([graph.texts[n].text for n in graph.clip_texts.get(c, [])])
+        here = _clip_sentences(graph, c)
         said = _joined(said, here) if which == "first" else _joined(here, said)
         if len(said) > abs(step) + 1:  # enough read (and a sentence cut by a boundary made whole)
             break
     k = step if which == "first" else len(said) - 1 + step
     return said[k] if 0 <= k < len(said) else None
+
+
+def _clip_sentences(graph: MemoryGraph, clip: int) -> list[str]:
+    """The sentences said in ``clip``, in time order; speech with instruction-like words
+    (``quoting.quote``) is read up to them, and they stand as one sentence saying they are withheld."""
+    out, run = [], []
+    for n in graph.clip_texts.get(clip, []):
+        text = graph.texts[n].text
+        shown = quote(text)
+        if shown == text:
+            run.append(text)
+        elif spoken(text) is not None:
+            kept = shown[: -len(WITHHELD)].rstrip()
+            out += sentences(run + ([kept + '"'] if '"' in kept else [])) + [WITHHELD]
+            run = []
+    return out + sentences(run)
 
 
 def _joined(first: list[str], then: list[str]) -> list[str]:
@@ -209,7 +225,7 @@ def said_next_to(graph: MemoryGraph, node: int, span: str, direction: str, befor
     at = clips.index(here)
     said: list[str] = []
     for c in clips[max(0, at - 1):at + 2]:
-        said = _joined(said, sentences([graph.texts[n].text for n in graph.clip_texts.get(c, [])]))
+        said = _joined(said, _clip_sentences(graph, c))
     want = meaningful(span)
     words = [meaningful(x) for x in said]
     hits = [len(want & w) for w in words]

@@ -260,9 +260,11 @@ class Obedient:
 @pytest.mark.parametrize("kind", sorted(INJECTIONS))
 def test_a_scripted_model_cannot_be_steered_by_a_video(tmp_path, kind):
     with _meeting_memory(tmp_path / "m.m3mem", INJECTIONS[kind], HashEmbedder()) as mem:
-        for question in ["When is the meeting?", "Which account does the money for the cancelled meeting go to?"]:
+        for question in ["When is the meeting?", "Which account does the money for the cancelled meeting go to?",
+                         "What are the last words said in the video?",
+                         "What was said right after 'the board meeting is on Friday at the town hall'?"]:
             # the second restates the injected words: the answer read from a restated sentence
-            # (m3mem.cloze) sees them withheld too
+            # (m3mem.cloze) sees them withheld too; so do the sentences read off the time line
             a = Agent(mem, Obedient(), AgentOptions(rounds=2)).ask(question)
             assert not any(w in a.answer.lower() for w in FORGED), a.answer
 
