@@ -287,7 +287,7 @@ class Agent:
             found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
             if found is not None and found.matched == found.asked:
                 cloze, missed = found, hidden[found.clip]
-        if cloze is None and (not meaningful(answer, question) or SAYS_UNKNOWN.search(answer)):
+        if cloze is None and says_nothing(answer, question):
             # the model said nothing: a question with one word to restate ("What grabbed her?") is
             # read off the one shown sentence that holds it
             cloze = restated_line(question, shown, single=True)
@@ -570,19 +570,25 @@ def _beyond(answer: str, question: str) -> str:
     return " ".join(w for w in content_words(answer) if stem(w) not in asked and support(w, [question]) < 1.0)
 
 
+def says_nothing(answer: str, question: str) -> bool:
+    """The answer has no word beyond the question's that could answer it ("Grabbed her." to "What
+    grabbed her?"; "doesn't" is not one), or says it is not known."""
+    return not meaningful(answer, question) or SAYS_UNKNOWN.search(answer) is not None
+
+
 def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str]]) -> bool:
     """Whether ``answer`` stands against the words ``cloze`` reads off the sentence ``question``
     restates: it does when it is from that sentence, or from another line of ``clips`` (each a
     clip's memories) that holds as many of the question's words while that sentence lacks some;
     not when it repeats the question, says it is not known, or is from anywhere else. The check
     that a small model took the wrong phrase of the line a question is about."""
+    if says_nothing(answer, question):
+        return False
     new = meaningful(answer, question)  # its words beyond the question's ("doesn't" is not one)
 
     def share(text: str) -> float:
         return len(new & meaningful(text)) / len(new)
 
-    if not new or SAYS_UNKNOWN.search(answer):
-        return False
     if new & meaningful(cloze.answer) or share(cloze.sentence) >= 0.5:
         return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:

@@ -154,7 +154,7 @@ def _sentences(texts: list[str]) -> list[list[str]]:
 
 def sentences(texts: list[str]) -> list[str]:
     """The spoken sentences of one clip's memories (``texts``, in time order), as text."""
-    return [re.sub(r" ([.,;:!?])", r"\1", " ".join(tokens)) for tokens in _sentences(texts)]
+    return [_text(tokens) for tokens in _sentences(texts)]
 
 
 def _question(question: str) -> tuple[set[str], str | None, bool]:
@@ -200,8 +200,12 @@ def _phrase(tokens: list[str]) -> str:
         words.pop(0)
     while words and (not words[-1][0].isalnum() or not meaningful(words[-1])):
         words.pop()
-    text = " ".join(words)
-    return re.sub(r" ([.,;:!?])", r"\1", text)
+    return _text(words)
+
+
+def _text(tokens: list[str]) -> str:
+    """Tokens as the words and punctuation of a text."""
+    return re.sub(r" ([.,;:!?])", r"\1", " ".join(tokens))
 
 
 def restated_line(question: str, clips: list[list[str]], least: float = 0.6, single: bool = False) -> Cloze | None:
@@ -227,17 +231,18 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6, sin
     joined = {a + b: {stem(a), stem(b)} & asked for a, b in zip(qwords, qwords[1:])}  # "dress making": "dressmaking"
     negated = bool(_NEGATION & set(qwords)) or "n't" in question.lower()
     for where, texts in enumerate(clips):
-        said_here = _sentences(texts)
+        # each sentence with the question's words each of its tokens matches
+        said_here = [(x, [(set(_forms(t)) | joined.get(t.lower().replace("-", ""), set())) & asked
+                          if t[0].isalnum() else set() for t in x]) for x in _sentences(texts)]
+        if negated:  # "What does the BBC not compete on?" does not restate "The BBC competes on quality."
+            said_here = [(x, f) for x, f in said_here if _NEGATION & {w for t in x for w in _forms(t)}]
         # a sentence, or two in a row (a transcript ends sentences where a speaker only pauses:
         # "We need some bottles or jars. Make Molotov cocktails."), one on a tie; not for a negated
         # question, whose negation must hold in the sentence that answers it
-        pairs = [] if negated else [(a + b, 1) for a, b in zip(said_here, said_here[1:])]
-        for sentence, crossed in [(x, 0) for x in said_here] + pairs:
-            forms = [(set(_forms(t)) | joined.get(t.lower().replace("-", ""), set())) & asked
-                     if t[0].isalnum() else set() for t in sentence]
-            said = {f for t in sentence for f in _forms(t)}
-            if negated and not _NEGATION & said:
-                continue  # "What does the BBC not compete on?" does not restate "The BBC competes on quality."
+        pieces = [(x, f, 0) for x, f in said_here]
+        if not negated:
+            pieces += [(a + b, fa + fb, 1) for (a, fa), (b, fb) in zip(said_here, said_here[1:])]
+        for sentence, forms, crossed in pieces:
             at, best = [k for k, f in enumerate(forms) if f], None
             for a in at:  # the tightest stretch holding the most of the question's words
                 stretch = [k for k in at if a <= k < a + span]
