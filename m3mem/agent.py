@@ -274,9 +274,9 @@ class Agent:
     def _restated(self, s: "_Session", question: str, answer: str) -> str:
         """``answer``, or the words the question leaves out of a spoken sentence it restates
         (``m3mem.cloze``): one of the clips shown, else, when a sentence of a clip the searches
-        missed holds every word of the question, that one (its clip is then shown too), else,
-        when the answer says nothing, the one shown sentence holding a question's only word;
-        unless the answer stands (``answer_stands``)."""
+        missed holds every word of the question but one at most (and two at least), that one
+        (its clip is then shown too), else, when the answer says nothing, the one shown sentence
+        holding a question's only word; unless the answer stands (``answer_stands``)."""
         shown = [[quote(m) for m in e.memories] for e in s.shown.values()]
         cloze, missed = restated_line(question, shown), None
         if cloze is None:
@@ -285,7 +285,7 @@ class Agent:
             hidden = sorted({g.texts[n].clip for n, _ in hits} - set(s.shown)) if hits is not None else \
                 [c for c in navigation.visible_clips(g, s.before) if c not in s.shown]
             found = restated_line(question, [[quote(g.texts[n].text) for n in g.clip_texts[c]] for c in hidden])
-            if found is not None and found.matched == found.asked:
+            if found is not None and found.matched >= max(2, found.asked - 1):
                 cloze, missed = found, hidden[found.clip]
         if cloze is None and says_nothing(answer, question):
             # the model said nothing: a question with one word to restate ("What grabbed her?") is
@@ -337,6 +337,9 @@ class Agent:
         if next_to is not None and next_to[1] and not spans:
             spans = [next_to[1]]  # "... right after the man mentions the black market?": its words
         onward = navigation.asks_later(question) and not order
+        said_by = navigation.asks_said_by(question) if onward and not spans else None
+        if said_by:
+            spans = [said_by]  # "The woman who says she has twins speaks again later": her words
         pins, stepped, found = [], False, {}
         for span in spans:
             node = navigation.quoted_line(g, span, s.before, self.memory.lexical)

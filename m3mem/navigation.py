@@ -29,7 +29,7 @@ _FIRST = re.compile(r"\b(?:first|opening)\s+(?:words?|things?|sentences?|lines?|
 _LATER = re.compile(r"\b(?:later|again|afterwards|second time|next time|another time)\b", re.IGNORECASE)
 # what a question following someone onward first points back with ("who said ... earlier")
 _BACK = re.compile(r"\b(?:earlier|first|before|previously|once)\b|\bwho\s+(?:said|says|mentioned|mentions|asked|asks|"
-                   r"spoke|speaks|told|tells)\b", re.IGNORECASE)
+                   r"spoke|speaks|told|tells|talked|talks|described|describes)\b", re.IGNORECASE)
 _ORDER = re.compile(r"\b(?:which|what)\b[^'\"]*?\b(first|earlier|sooner|last|later|second)\b", re.IGNORECASE)
 _ADDRESSEE = re.compile(r"(?:^|[.?!:]\s+)(?:to\s+)?whom?\s+(?:is|was|gets|got|are|were)\s+(?:\w+\s+){0,2}?"
                         r"(?:told|asked|addressed|called|thanked|warned|answered)\b", re.IGNORECASE)
@@ -45,6 +45,11 @@ _SAID_NEXT = re.compile(r"\bwhat\b[^'\"]*?\b(?:said|say|says|words?|heard|line)\
 _STATED = re.compile(r"^(?:\w+\s+){0,3}?(?:says?|said|saying|mentions?|mentioned|mentioning|(?:talks?|talked|talking|"
                      r"speaks?|spoke|speaking)\s+about|asks?|asked|asking|tells?|told|telling|adds?|added)\s+"
                      r"(?:that\s+|about\s+)?(.+)$", re.IGNORECASE)
+# "The woman who says she has twins speaks again later": the statement that points back to a person
+_SAID_BY = re.compile(r"\bwho\s+(?:first\s+|earlier\s+)?(?:says?|said|mentions?|mentioned|(?:talks?|talked|speaks?|spoke)"
+                      r"\s+about|asks?|asked|tells?|told|describes?|described)\s+(?:that\s+|about\s+)?(.+?)\s*"
+                      r"(?:\b(?:earlier|before|first|once|previously)\b|[,:;.?!]|\b(?:speaks?|talks?|is\s+heard|appears?|"
+                      r"comes?\s+back|returns?|says?|said)\b(?:\s+\w+)?\s+(?:again|later)\b)", re.IGNORECASE)
 # a question asking for the words said, by anyone (not who is on screen, not what one person says)
 _ASKS_WORDS = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+(?:the\s+)?(?:very\s+)?(?:first|last|final|opening|closing)\s+"
                          r"(?:words?|things?|lines?|sentences?|remarks?)\b|^\s*what\s+(?:is|was)\s+said\b", re.IGNORECASE)
@@ -153,6 +158,17 @@ def asks_said_next(question: str) -> tuple[str, str | None] | None:
     if stated is None or len(meaningful(stated.group(1))) < 2:
         return None  # no statement, or too little of one to find ("right after she asked for help")
     return m.group(1).lower(), stated.group(1)
+
+
+def asks_said_by(question: str) -> str | None:
+    """The statement an unquoted question points back to a person with when it follows that
+    person onward ("The woman who says she misses all of that speaks again later: what does she
+    say then?" -> "she misses all of that"); None when it quotes the words, or points back
+    otherwise."""
+    if not asks_later(question) or unquoted(question) != question:
+        return None
+    m = _SAID_BY.search(question)
+    return m.group(1) if m is not None and meaningful(m.group(1)) else None
 
 
 def asks_end_words(question: str) -> tuple[str, int] | None:
@@ -295,7 +311,8 @@ def asks_later(question: str) -> bool:
 def same_speaker_later(graph: MemoryGraph, node: int, before_clip: int | None, n: int = 2) -> list[int]:
     """The first ``n`` memories quoting speech of the person who speaks in ``node`` (any voice of
     that voice's character), from the clips after ``node``'s, in time order; [] when ``node``
-    names no voice."""
+    names no voice. Speech that only carries ``node``'s sentence on past its clip's end is not
+    speaking again."""
     voices = [e for e in graph.texts[node].entities if e in graph.entities and graph.entities[e].kind == "voice"]
     if not voices:
         return []
@@ -305,4 +322,24 @@ def same_speaker_later(graph: MemoryGraph, node: int, before_clip: int | None, n
     later = [t for t in graph.text_nodes(graph.texts_of_entities(sorted(person)))
              if here < t.clip and (before_clip is None or t.clip < before_clip) and '"' in t.text
              and person & set(t.entities)]
-    return [t.id for t in sorted(later, key=lambda t: (t.clip, t.id))[:n]]
+    out, last = [], node
+    for t in sorted(later, key=lambda t: (t.clip, t.id)):
+        if not out and _continues(graph, last, t.id):
+            last = t.id  # the same sentence carried on past the clip's end: not speaking again
+        elif len(out) < n:
+            out.append(t.id)
+    return out
+
+
+def _continues(graph: MemoryGraph, node: int, then: int) -> bool:
+    """Whether the speech of memory ``then`` carries on that of ``node`` across a clip boundary:
+    ``node`` is its clip's last speech, ``then`` the next clip's first, and it starts mid-sentence."""
+    here, there = graph.texts[node].clip, graph.texts[then].clip
+    clips = sorted(graph.clips)
+    if clips.index(there) != clips.index(here) + 1:
+        return False
+
+    def speech(c: int) -> list[int]:
+        return [n for n in graph.clip_texts[c] if spoken(graph.texts[n].text) is not None]
+    words = (spoken(graph.texts[then].text) or "").lstrip(" .\u2026-")
+    return speech(here)[-1:] == [node] and speech(there)[:1] == [then] and words[:1].islower()
