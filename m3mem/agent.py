@@ -592,6 +592,8 @@ def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str
     def share(text: str) -> float:
         return len(new & meaningful(text)) / len(new)
 
+    if new < meaningful(cloze.answer, question):
+        return False  # the model quoted part of the words left out ("quality." of "quality, not on price")
     if new & meaningful(cloze.answer) or share(cloze.sentence) >= 0.5:
         return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:

@@ -77,6 +77,7 @@ _FUNCTION = set("been being have has had do does did will would can could should
                 "um uh hmm please right sure thanks gonna wanna myself yourself himself herself itself ourselves "
                 "yourselves themselves".split())
 _GLUE = {"and", "or", "but", "so", "is", "are", "was", "were", "be", "that", "which", "who", "with", "then"}
+_CONTRAST = {"not", "never"}  # a short sentence starting so carries on the one before it ("... quality. Not on price.")
 _CLAUSE = {"because", "but", "while", "although", "though", "unless", "whereas", "since"}  # an after-run stops there
 _WHERE = {"at", "in", "on", "near", "inside", "under", "behind", "from", "to", "into", "outside", "by", "across",
           "over", "around", "through", "beside", "between", "above", "below"}
@@ -137,7 +138,8 @@ def _sentences(texts: list[str]) -> list[list[str]]:
     """The spoken sentences of one clip's memories (their quoted speech joined in order), as tokens.
     A line that starts with a capital letter (not "I") after one left unpunctuated starts a new
     sentence: speech is cut into lines where the speaker window changes, and an unpunctuated
-    transcript ends there as well as anywhere."""
+    transcript ends there as well as anywhere. A short contrast that a pause made a sentence of
+    its own ("... competes on quality. Not on price.") stays with the sentence it contrasts."""
     out, cur = [], []
     for text in texts:
         tokens = _TOKEN.findall(spoken(text) or "")
@@ -149,7 +151,15 @@ def _sentences(texts: list[str]) -> list[list[str]]:
             if t in _ENDS:
                 out.append(cur)
                 cur = []
-    return out + ([cur] if cur else [])
+    out += [cur] if cur else []
+    joined: list[list[str]] = []
+    for x in out:  # "The BBC competes on quality. Not on price.": one sentence, the contrast kept
+        words = [t for t in x if t[0].isalnum()]
+        if joined and joined[-1][-1] in _ENDS and words and words[0].lower() in _CONTRAST and len(words) <= 4:
+            joined[-1] = joined[-1][:-1] + [",", x[0].lower()] + x[1:]
+        else:
+            joined.append(x)
+    return joined
 
 
 def sentences(texts: list[str]) -> list[str]:
@@ -300,6 +310,11 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
                 a -= 1
         return a, b
 
+    if _NEGATION & {w for w in re.findall(r"[a-z]+", question.lower())} or "n't" in question.lower():
+        # "What does the BBC not compete on?" over "... competes on quality, not on price": after the "not"
+        nots = [k for k in range(last + 1, len(sentence)) if _NEGATION & set(_forms(sentence[k]))]
+        if nots:
+            runs = [(max(a, nots[0] + 1), b) for a, b in runs if b > nots[0] + 1]
     runs = [clipped(r) for r in runs]
     runs = [r for r in runs if new(r)]
     if quantity:

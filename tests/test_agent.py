@@ -565,6 +565,23 @@ def test_a_restated_sentence_may_run_over_a_sentence_end_and_a_lone_word_needs_o
     assert restated_line("What grabbed her?", [twice], single=True) is None  # which sentence is meant?
 
 
+def test_a_contrast_said_after_a_pause_stays_with_its_sentence_and_answers_a_negated_question():
+    """"The mill sells flour to bakers. Not to shops.": the short "Not ..." sentence a pause made
+    is part of the one before; a negated question is answered by the words after the "not", the
+    other by the whole contrast, and a model answer quoting only part of it gives way to it."""
+    from m3mem.agent import answer_stands
+    from m3mem.cloze import restated_line, sentences
+
+    said = ['<character_1> says: "We opened in May. The mill sells flour to bakers. Not to shops. It never closes."']
+    assert sentences(said) == ["We opened in May.", "The mill sells flour to bakers, not to shops.", "It never closes."]
+    found = restated_line("Who does the mill sell flour to?", [said])
+    assert found.answer == "to bakers, not to shops"
+    assert restated_line("Who does the mill not sell flour to?", [said]).answer == "to shops"
+    question = "Who does the mill sell flour to?"
+    assert not answer_stands(question, "bakers.", found, [said])  # part of the words left out
+    assert answer_stands(question, "To bakers and never to shops.", found, [said])
+
+
 def test_an_answer_that_says_nothing_gives_way_to_the_one_sentence_with_the_questions_only_word(tmp_path):
     """"What grabbed her?" restates one word; a model that only echoes it (or says it is not
     known) gets the words of the one shown sentence holding that word; an answer of its own stands."""
