@@ -336,7 +336,8 @@ class Agent:
         next_to = navigation.asks_said_next(question) if step else None
         if next_to is not None and next_to[1] and not spans:
             spans = [next_to[1]]  # "... right after the man mentions the black market?": its words
-        onward = navigation.asks_later(question) and not order
+        repeat = navigation.asks_repeat(question) and len(spans) == 1
+        onward = navigation.asks_later(question) and not order and not repeat
         said_by = navigation.asks_said_by(question) if onward and not spans else None
         if said_by:
             spans = [said_by]  # "The woman who says she has twins speaks again later": her words
@@ -345,6 +346,10 @@ class Agent:
             node = navigation.quoted_line(g, span, s.before, self.memory.lexical)
             if node is None:
                 continue
+            again = navigation.quoted_line(g, span, s.before, self.memory.lexical, after=node) if repeat else None
+            if again is not None:  # "says it a second time later": that second time
+                pins.append(node)
+                node = again
             pins.append(node)
             found[node] = span
             near = navigation.adjacent_line(g, node, step, s.before) if step else None
@@ -365,7 +370,8 @@ class Agent:
                          "the quoted lines in the order they are said")
         elif next_to is not None and next_to[0] == step and len(spans) == 1 and found:
             # "What was said right before 'X'?": the sentence next to it on the video's time line
-            said = navigation.said_next_to(g, next(iter(found)), spans[0], step, s.before)
+            said = navigation.said_next_to(g, next(iter(found)), spans[0], step, s.before,
+                                           navigation.asked_kind(question))
             if said:
                 s.settled = (said, f"the sentence said just {step} the quoted words")
         elif navigation.asks_addressee(question) and len(found) == 1:

@@ -50,6 +50,14 @@ _SAID_BY = re.compile(r"\bwho\s+(?:first\s+|earlier\s+)?(?:says?|said|mentions?|
                       r"\s+about|asks?|asked|tells?|told|describes?|described)\s+(?:that\s+|about\s+)?(.+?)\s*"
                       r"(?:\b(?:earlier|before|first|once|previously)\b|[,:;.?!]|\b(?:speaks?|talks?|is\s+heard|appears?|"
                       r"comes?\s+back|returns?|says?|said)\b(?:\s+\w+)?\s+(?:again|later)\b)", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# "The person who says 'X' says it a second time later": the line's next occurrence
+_REPEAT = re.compile(r"\b(?:says?|said|repeats?|repeated)\s+(?:it|this|that|those\s+words|the\s+same\s+(?:thing|words?|line))"
+                     r"\s+(?:a\s+second\s+time|again|once\s+more)\b|\ba\s+second\s+time\b", re.IGNORECASE)
+_AGAIN_REF = re.compile(r"^(?:that|the|this)\s+(?:second|next|other)\s+time\b|^(?:it|this|that)\s+is\s+said\s+again\b",
+                        re.IGNORECASE)
+# "What radio advice is heard right before ...?": the kind of words asked for
+_WHAT_KIND = re.compile(r"(?:^|[.?!:]\s+)what\s+(.+?)\s+(?:is|was|are|were)\s+(?:said|heard|mentioned|given)\b", re.IGNORECASE)
 # a question asking for the words said, by anyone (not who is on screen, not what one person says)
 _ASKS_WORDS = re.compile(r"^\s*what\s+(?:is|are|was|were)\s+(?:the\s+)?(?:very\s+)?(?:first|last|final|opening|closing)\s+"
                          r"(?:words?|things?|lines?|sentences?|remarks?)\b|^\s*what\s+(?:is|was)\s+said\b", re.IGNORECASE)
@@ -107,24 +115,36 @@ def time_cue(question: str) -> str | None:
 
 def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
                 lexical: Callable[[str, int, int | None], list[tuple[int, float]] | None] | None = None,
-                least: float = 0.5) -> int | None:
+                least: float = 0.5, after: int | None = None) -> int | None:
     """The memory that holds the words of ``span`` (a quotation in a question): the one with the
     largest share of its words that can carry meaning (``cloze.meaningful``: not "I'm", "me",
-    "don't"), at least ``least`` and two of them, the earliest on a tie. Candidates come
-    from ``lexical`` (BM25 over the memory) when given, else from every visible memory."""
+    "don't"), at least ``least`` and two of them, then of all its words ("I'll be down to take
+    care of it" is not "I can take care of those two"), the earliest on a tie. Candidates come
+    from ``lexical`` (BM25 over the memory) when given, else from every visible memory; with
+    ``after``, only memories said after that one (the line said again)."""
     want = meaningful(span)
     if not want:
         return None
     found = lexical(span, 50, before_clip) if lexical is not None else None
     nodes = [n for n, _ in found] if found is not None else [
         n for n, t in graph.texts.items() if before_clip is None or t.clip < before_clip]
-    best, best_share = None, 0.0
-    for n in sorted(nodes):  # earliest first: a later memory must hold strictly more of the words
-        held = len(want & meaningful(graph.texts[n].text))
-        share = held / len(want)
-        if share >= least and held >= min(2, len(want)) and share > best_share:
-            best, best_share = n, share
+    if after is not None:
+        nodes = [n for n in nodes if _when(graph, n) > _when(graph, after)]
+    every = set(_WORD.findall(span.lower()))
+    best, best_key = None, (0.0, 0.0)
+    for n in sorted(nodes, key=lambda n: _when(graph, n)):  # earliest first: a later one must hold strictly more
+        text = graph.texts[n].text
+        held = len(want & meaningful(text))
+        key = (held / len(want), len(every & set(_WORD.findall(text.lower()))) / len(every))
+        if key[0] >= least and held >= min(2, len(want)) and key > best_key:
+            best, best_key = n, key
     return best
+
+
+def _when(graph: MemoryGraph, node: int) -> tuple[int, int]:
+    """Where a memory lies on the video's time line: its clip, then its place among the clip's."""
+    clip = graph.texts[node].clip
+    return clip, graph.clip_texts[clip].index(node)
 
 
 def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: int | None) -> int | None:
@@ -152,7 +172,7 @@ def asks_said_next(question: str) -> tuple[str, str | None] | None:
     if m is None:
         return None
     rest = m.group(2).strip()
-    if rest[:1] in "'\"\u2018\u201c":
+    if rest[:1] in "'\"\u2018\u201c" or _AGAIN_REF.match(rest):  # quoted, or "... before that second time?"
         return m.group(1).lower(), None
     stated = _STATED.match(rest.rstrip("?.! "))
     if stated is None or len(meaningful(stated.group(1))) < 2:
@@ -169,6 +189,19 @@ def asks_said_by(question: str) -> str | None:
         return None
     m = _SAID_BY.search(question)
     return m.group(1) if m is not None and meaningful(m.group(1)) else None
+
+
+def asks_repeat(question: str) -> bool:
+    """Whether the question points to the time a line it quotes is said again ("The person who
+    says 'X' says it a second time later. What ... just before that second time?")."""
+    return _REPEAT.search(unquoted(question)) is not None
+
+
+def asked_kind(question: str) -> set[str]:
+    """The words that say what kind of line is asked for ("What radio advice is heard right
+    before ...?" -> radio, advice), as ``cloze.meaningful`` stems; empty for "What was said ..."."""
+    m = _WHAT_KIND.search(unquoted(question))
+    return meaningful(m.group(1)) if m else set()
 
 
 def asks_end_words(question: str) -> tuple[str, int] | None:
@@ -228,12 +261,14 @@ def _joined(first: list[str], then: list[str]) -> list[str]:
     return first + then
 
 
-def said_next_to(graph: MemoryGraph, node: int, span: str, direction: str, before_clip: int | None) -> str | None:
+def said_next_to(graph: MemoryGraph, node: int, span: str, direction: str, before_clip: int | None,
+                 about: set[str] = frozenset()) -> str | None:
     """The spoken sentence said right before / after the words ``span`` quotes, which the memory
     ``node`` holds: the sentences of its clip and of the clips either side, in time order, cut
     where a sentence ends; the quotation covers the sentence holding most of its words and the
-    ones next to it made mostly of them; the one past them in ``direction``. None when there is
-    none (the video starts or ends there, or nothing is said)."""
+    ones next to it made mostly of them; the one past them in ``direction`` (with ``about``, the
+    words of the kind of line asked for: the nearest one that holds one of them, if any does).
+    None when there is none (the video starts or ends there, or nothing is said)."""
     clips = visible_clips(graph, before_clip)
     here = graph.texts[node].clip
     if here not in clips:
@@ -257,6 +292,8 @@ def said_next_to(graph: MemoryGraph, node: int, span: str, direction: str, befor
     while j + 1 < len(said) and inside(j + 1):
         j += 1
     k = i - 1 if direction == "before" else j + 1
+    walk = range(k, -1, -1) if direction == "before" else range(k, len(said))
+    k = next((x for x in walk if about & words[x]), k)  # "What radio advice is heard right before ...?"
     return said[k] if 0 <= k < len(said) else None
 
 
@@ -272,7 +309,7 @@ def asks_order(question: str) -> str | None:
 def time_order(graph: MemoryGraph, nodes: list[int]) -> list[int]:
     """``nodes`` in the order they happen in the video: by clip, then as the clip's memories are
     written (speech in time order)."""
-    return sorted(nodes, key=lambda n: (graph.texts[n].clip, graph.clip_texts[graph.texts[n].clip].index(n)))
+    return sorted(nodes, key=lambda n: _when(graph, n))
 
 
 def asks_addressee(question: str) -> bool:

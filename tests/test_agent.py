@@ -681,6 +681,31 @@ def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_t
                                     before_clip=1).answer == "It is not known."
 
 
+def test_a_line_said_a_second_time_is_found_again_and_the_kind_of_line_asked_for_read_before_it(tmp_path):
+    """"The man who says 'X' says it a second time later. What radio advice is heard just before
+    that second time?": X's next occurrence (not a line sharing only its two main words), and
+    before it the nearest sentence holding the kind of line asked for ("radio advice"), not
+    merely the one next to it."""
+    from m3mem.navigation import asked_kind, asks_repeat
+    rng = np.random.default_rng(3)
+    clips = [["Stay here. I'll be down to take care of it."], ["I can take care of those two."],
+             ["Keep tuned to your radio for instructions."], ["It is cold. I'll be down to take care of it."]]
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        for c, lines in enumerate(clips):
+            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+                for line in lines:
+                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        question = ("The man who says 'I'll be down to take care of it' says it a second time later. "
+                    "What radio advice is heard just before that second time?")
+        assert asks_repeat(question) and asked_kind(question) == {"radio", "advic"}
+        chat = ScriptedChat([])
+        assert Agent(mem, chat).ask(question).answer == "Keep tuned to your radio for instructions."
+        assert Agent(mem, chat).ask("The man who says 'I'll be down to take care of it' says it again later. "
+                                    "What is said just before that second time?").answer == "It is cold."
+        assert not chat.calls
+    assert not asks_repeat("Who is told 'say it again'?") and asked_kind("What was said right before 'X'?") == set()
+
+
 def test_a_later_that_only_dates_what_is_asked_does_not_follow_anyone():
     from m3mem.navigation import asks_later
 
