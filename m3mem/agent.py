@@ -598,8 +598,10 @@ def answer_stands(question: str, answer: str, cloze: Cloze, clips: list[list[str
     def share(text: str) -> float:
         return len(new & meaningful(text)) / len(new)
 
-    if new < meaningful(cloze.answer, question):
-        return False  # the model quoted part of the words left out ("quality." of "quality, not on price")
+    if new < meaningful(cloze.answer, question) or (cloze.headed and not new & meaningful(cloze.answer)):
+        # the model quoted part of the words left out ("quality." of "quality, not on price"), or
+        # another phrase than the one next to the wh-phrase's head ("what kind of bicycles": "old")
+        return False
     if new & meaningful(cloze.answer) or share(cloze.sentence) >= 0.5:
         return True  # the model quoted that sentence
     if cloze.matched < cloze.asked:

@@ -96,6 +96,7 @@ class Cloze:
     asked: int  # the question's words that could be
     clip: int = 0  # where it was found: the index of its clip in the list searched
     words: frozenset[str] = frozenset()  # the question's words a sentence may restate (stems)
+    headed: bool = False  # the answer is the words next to the wh-phrase's head ("what kind of bicycles" -> "old")
 
     def words_in(self, text: str) -> int:
         """How many of those words ``text`` holds."""
@@ -271,15 +272,17 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6, sin
     for key, sentence, forms, where in found:  # the best first; one with as many words next when it has no answer
         if key[0] < found[0][0][0]:
             break
-        answer = _leftover(question, sentence, forms, head, quantity)
-        if answer:
-            return Cloze(answer, _phrase(sentence), key[0], len(asked), where, frozenset(asked))
+        left = _leftover(question, sentence, forms, head, quantity)
+        if left:
+            return Cloze(left[0], _phrase(sentence), key[0], len(asked), where, frozenset(asked), left[1])
     return None
 
 
-def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: str | None, quantity: bool) -> str | None:
+def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: str | None,
+              quantity: bool) -> tuple[str, bool] | None:
     """The run of ``sentence`` (tokens; ``forms``: the question's words each one matches) that the
-    question leaves out and asks for (``restated_line``), or None."""
+    question leaves out and asks for (``restated_line``), and whether it is the one next to the
+    wh-phrase's head; or None."""
     wh = _wh(question)
     on = [bool(f) for f in forms]
     first, last = on.index(True), len(on) - 1 - on[::-1].index(True)
@@ -321,13 +324,14 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
         runs = [r for r in runs if any(_NUMBER.match(t) for t in sentence[r[0]:r[1]])]
     if not runs:
         return None
-    chosen = None
+    chosen, headed = None, False
     if head is not None:
         at = [k for k, f in enumerate(forms) if head in f]
         for k in at:
             chosen = next((r for r in runs if r[1] == k), None) or next((r for r in runs if r[0] == k + 1), None)
             if chosen:
                 words = sentence[chosen[0]:chosen[1]] + ([sentence[k]] if chosen[1] == k else [])
+                headed = True
                 break
     if chosen is None:
         inside = [r for r in runs if first < r[0] and r[1] <= last]
@@ -349,4 +353,4 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
             return None
         words = words[k:]
     answer = _phrase(words)
-    return answer if meaningful(answer, question) else None
+    return (answer, headed) if meaningful(answer, question) else None

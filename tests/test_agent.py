@@ -582,6 +582,19 @@ def test_a_contrast_said_after_a_pause_stays_with_its_sentence_and_answers_a_neg
     assert answer_stands(question, "To bakers and never to shops.", found, [said])
 
 
+def test_a_model_answer_with_another_phrase_of_the_sentence_gives_way_to_the_one_next_to_the_asked_head():
+    """"What kind of bicycles does the brother sell?" over "My brother sells old bicycles and cheap
+    radios": the model's "Cheap radios." is from the right sentence but not the phrase asked for."""
+    from m3mem.agent import answer_stands
+    from m3mem.cloze import restated_line
+
+    found = restated_line("What kind of bicycles does the brother sell?", [SPOKEN])
+    assert found.answer == "old bicycles" and found.headed
+    assert not answer_stands("What kind of bicycles does the brother sell?", "Cheap radios.", found, [SPOKEN])
+    assert answer_stands("What kind of bicycles does the brother sell?", "Old ones.", found, [SPOKEN])
+    assert not restated_line("What does the brother sell at the market on Sundays?", [SPOKEN]).headed
+
+
 def test_an_answer_that_says_nothing_gives_way_to_the_one_sentence_with_the_questions_only_word(tmp_path):
     """"What grabbed her?" restates one word; a model that only echoes it (or says it is not
     known) gets the words of the one shown sentence holding that word; an answer of its own stands."""
