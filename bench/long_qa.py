@@ -8,7 +8,9 @@ Living Dead and Obama recordings): needles early / middle / late, order and time
 "last"), multi-hop, ``before_clip``, off-screen voices, and questions whose answer is not in the
 video. Each question also lists the clips that hold its answer ("clips"), from the video's
 manifest. ``bench/long_qa_test.json`` (``--questions``) holds 22 more, written after the agent's
-answer checks were tuned on the first set and never used to tune them: the test part.
+answer checks were tuned on the first set and never used to tune them: the test part; it was read
+while later checks were built, so ``bench/long_qa_test2.json`` holds 14 fresh ones about lines no
+other question asks about: the second test part.
 
 Always reported, side by side: clip recall@1/2/5 of the dense, lexical (BM25) and fused rankers
 on the question text (the agent's first search), per question kind. With ``--answers`` the
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.long_qa", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", default=str(QA), help="question file (default: bench/long_qa.json; the test "
-                    "part: bench/long_qa_test.json)")
+                    "parts: bench/long_qa_test.json, bench/long_qa_test2.json)")
     ap.add_argument("--memory", help="memory of the long video (default: WORKDIR/long.m3mem, ingested if missing)")
     ap.add_argument("--workdir", default="bench_out/long")
     ap.add_argument("--answers", action="store_true", help="also answer with the agent (m3mem eval; slow)")

@@ -81,6 +81,8 @@ _CONTRAST = {"not", "never"}  # a short sentence starting so carries on the one 
 _CLAUSE = {"because", "but", "while", "although", "though", "unless", "whereas", "since"}  # an after-run stops there
 _WHERE = {"at", "in", "on", "near", "inside", "under", "behind", "from", "to", "into", "outside", "by", "across",
           "over", "around", "through", "beside", "between", "above", "below"}
+# words that answer "where" by themselves though they carry no meaning elsewhere ("up here", "down there")
+_HERE = {"here", "there", "upstairs", "downstairs", "inside", "outside", "home", "away", "nearby", "abroad"}
 _WHEN = {"in", "on", "at", "during", "after", "before", "since", "until", "last", "next", "every", "yesterday",
          "today", "tomorrow", "tonight", "ago", "when"}
 _ABOUT = {"a", "an", "about", "around", "over", "under", "nearly", "almost", "some", "roughly", "just", "only"}
@@ -205,11 +207,11 @@ def _wh(question: str) -> str:
     return next((w for w in re.findall(r"[a-z]+", question.lower()) if w in _WH), "")
 
 
-def _phrase(tokens: list[str]) -> str:
+def _phrase(tokens: list[str], keep: set[str] = frozenset()) -> str:
     words = list(tokens)
     while words and (words[0].lower() in _GLUE or not words[0][0].isalnum()):
         words.pop(0)
-    while words and (not words[-1][0].isalnum() or not meaningful(words[-1])):
+    while words and (not words[-1][0].isalnum() or not (meaningful(words[-1]) or words[-1].lower() in keep)):
         words.pop()
     return _text(words)
 
@@ -298,8 +300,11 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
             runs.append((i, j))
         i = max(j, i + 1)
 
+    here = _HERE if wh == "where" else set()  # "Where are they better off?" -> "up here"
+
     def new(run: tuple[int, int]) -> set[str]:  # the run's words that can answer, none of them the question's
-        return meaningful(" ".join(sentence[run[0]:run[1]]), question)
+        return meaningful(" ".join(sentence[run[0]:run[1]]), question) | \
+            {t.lower() for t in sentence[run[0]:run[1]]} & here
 
     def clipped(run: tuple[int, int]) -> tuple[int, int]:
         a, b = run
@@ -348,9 +353,10 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
         k = next(k for k, t in enumerate(words) if _NUMBER.match(t))
         words = words[k - 1 if k and words[k - 1].lower() in _ABOUT else k:]
     elif place is not None:  # "where" / "when": from the first word that says a place / a time
-        k = next((k for k, t in enumerate(words) if t.lower() in place or _NUMBER.match(t)), None)
+        k = next((k for k, t in enumerate(words) if t.lower() in place | here or _NUMBER.match(t)), None)
         if k is None:
             return None
-        words = words[k:]
-    answer = _phrase(words)
-    return (answer, headed) if meaningful(answer, question) else None
+        words = words[k - 1 if k and here and words[k].lower() in here and words[k - 1].lower() in
+                      ("up", "down", "back", "out") else k:]
+    answer = _phrase(words, here)
+    return (answer, headed) if meaningful(answer, question) or set(answer.lower().split()) & here else None

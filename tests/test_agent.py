@@ -582,6 +582,16 @@ def test_a_contrast_said_after_a_pause_stays_with_its_sentence_and_answers_a_neg
     assert answer_stands(question, "To bakers and never to shops.", found, [said])
 
 
+def test_a_where_question_is_answered_by_a_place_word_that_carries_no_meaning_elsewhere():
+    """"Where are they better off?" over "I still think we're better off up here.": "up here" is
+    the place, though "up" and "here" are words an answer is never made of for other questions."""
+    from m3mem.cloze import restated_line
+
+    said = ['<character_1> says: "Well, I still think we\'re better off up here. We could fix the door."']
+    assert restated_line("Where does the speaker still think they are better off?", [said]).answer == "up here"
+    assert restated_line("What does the speaker still think?", [said]).answer == "we're better off"
+
+
 def test_a_model_answer_with_another_phrase_of_the_sentence_gives_way_to_the_one_next_to_the_asked_head():
     """"What kind of bicycles does the brother sell?" over "My brother sells old bicycles and cheap
     radios": the model's "Cheap radios." is from the right sentence but not the phrase asked for."""
