@@ -274,17 +274,17 @@ def restated_line(question: str, clips: list[list[str]], least: float = 0.6, sin
     for key, sentence, forms, where in found:  # the best first; one with as many words next when it has no answer
         if key[0] < found[0][0][0]:
             break
-        left = _leftover(question, sentence, forms, head, quantity)
+        left = _leftover(question, sentence, forms, head, quantity, negated)
         if left:
             return Cloze(left[0], _phrase(sentence), key[0], len(asked), where, frozenset(asked), left[1])
     return None
 
 
 def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: str | None,
-              quantity: bool) -> tuple[str, bool] | None:
+              quantity: bool, negated: bool = False) -> tuple[str, bool] | None:
     """The run of ``sentence`` (tokens; ``forms``: the question's words each one matches) that the
-    question leaves out and asks for (``restated_line``), and whether it is the one next to the
-    wh-phrase's head; or None."""
+    question (``negated``: it says "not") leaves out and asks for (``restated_line``), and whether
+    it is the one next to the wh-phrase's head; or None."""
     wh = _wh(question)
     on = [bool(f) for f in forms]
     first, last = on.index(True), len(on) - 1 - on[::-1].index(True)
@@ -318,8 +318,7 @@ def _leftover(question: str, sentence: list[str], forms: list[set[str]], head: s
                 a -= 1
         return a, b
 
-    if _NEGATION & {w for w in re.findall(r"[a-z]+", question.lower())} or "n't" in question.lower():
-        # "What does the BBC not compete on?" over "... competes on quality, not on price": after the "not"
+    if negated:  # "What does the BBC not compete on?" over "... competes on quality, not on price": after the "not"
         nots = [k for k in range(last + 1, len(sentence)) if _NEGATION & set(_forms(sentence[k]))]
         if nots:
             runs = [(max(a, nots[0] + 1), b) for a, b in runs if b > nots[0] + 1]

@@ -142,9 +142,9 @@ def quoted_line(graph: MemoryGraph, span: str, before_clip: int | None,
 
 
 def _when(graph: MemoryGraph, node: int) -> tuple[int, int]:
-    """Where a memory lies on the video's time line: its clip, then its place among the clip's."""
-    clip = graph.texts[node].clip
-    return clip, graph.clip_texts[clip].index(node)
+    """Where a memory lies on the video's time line: its clip, then its place among the clip's
+    (a clip's memories are numbered in the order they are written)."""
+    return graph.texts[node].clip, node
 
 
 def adjacent_line(graph: MemoryGraph, node: int, direction: str, before_clip: int | None) -> int | None:
