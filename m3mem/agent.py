@@ -46,7 +46,7 @@ import numpy as np
 from m3mem import navigation
 from m3mem.cloze import Cloze, meaningful, restated_line, spoken, stem
 from m3mem.memory import Memory
-from m3mem.quoting import SAYS_UNKNOWN, content_words, continuation, quote, quoted_spans, support
+from m3mem.quoting import NUMBER_WORDS, SAYS_UNKNOWN, content_words, continuation, quote, quoted_spans, support
 from m3mem.retrieval import SearchOptions
 from models.chat import ChatModel
 from models.mentions import MENTION_RE
@@ -144,6 +144,7 @@ class AgentOptions:
     quoted_answers: bool = True  # an answer mostly not in the knowledge is decoded again as a quotation of it
     sentence_context: bool = True  # a line shown mid-sentence brings the speech lines of its sentence (within lines_per_clip)
     restated_lines: bool = True  # a question restating a spoken sentence is answered by the words it leaves out
+    answer_kinds: bool = True  # an answer of another kind than asked (no amount to "how much") says it is not known
 
 
 def parse_action(reply: str) -> tuple[str | None, str]:
@@ -263,6 +264,14 @@ class Agent:
         if o.restated_lines and s.settled is None and not navigation.time_cue(question) and \
                 not navigation.asks_later(question):  # those ask for another line than the one they restate
             answer = self._restated(s, question, answer)
+        if o.answer_kinds and answer and s.settled is None:
+            seen = [quote(m) for e in s.shown.values() for m in e.memories] + \
+                [quote(m) for lines in s.notes.values() for m in lines]
+            why = unfounded(question, answer, seen)
+            if why:
+                last = s.rounds[-1]
+                last.note = (last.note + "; " if last.note else "") + f"{why}: not known"
+                answer = last.content = NOT_KNOWN[2]
         final = self._without_ids(answer or "I could not find the answer in the memory.")
         evidence = sorted(s.shown.values(), key=lambda e: -_overlap(final, e.memories))
         seen = [quote(m) for e in evidence for m in e.memories]
@@ -543,6 +552,50 @@ def _fixed_answers(question: str) -> list[str]:
     if _HOW_MANY.search(question):
         extra += [str(n) for n in range(21)]
     return NOT_KNOWN + extra
+
+
+# a question asking for an amount, a length, a distance, an age, a frequency or a time of day
+_AMOUNT = re.compile(r"\bhow\s+(?:much|many|long|far|old|often|big|tall|fast|soon)\b|\b(?:what|which)\s+(?:year|time|age)\b",
+                     re.IGNORECASE)
+# what an answer to one says it with: a number, or a word of amount, unit, duration or time
+_QUANTITY = set(NUMBER_WORDS.values()) | set(
+    "hundred hundreds thousand thousands million millions billion billions trillion dozen dozens half quarter "
+    "couple few several many much lot lots all none no some every each both plenty enough little more less most "
+    "least once twice times second seconds minute minutes hour hours day days week weeks month months year years "
+    "decade decades century centuries while forever ages long short mile miles inch inches foot feet yard yards "
+    "meter meters metre metres kilometer kilometers kilometre kilometres km kilo kilos kilogram kilograms pound "
+    "pounds ounce ounces ton tons gallon gallons liter liters litre litres dollar dollars buck bucks cent cents "
+    "euro euros percent o'clock oclock noon midnight morning afternoon evening night tonight today tomorrow "
+    "yesterday dawn dusk sunrise sunset daily weekly monthly yearly always never often sometimes soon later early "
+    "late now age aged old young teens twenties thirties forties fifties".split())
+_QUANTITY_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d", re.IGNORECASE)
+# "What is the name of the dog?": the thing whose name is asked; people are named through their ids
+_NAME_OF = re.compile(r"\bname\s+of\s+(?:the|a|an|this|that|his|her|their|its|our|my|your)\s+([a-z][a-z\s-]*)",
+                      re.IGNORECASE)
+_NAME_ENDS = re.compile(r"\s(?:who|that|which|whose|where|when|in|on|at|from|with|of|by|near|for|is|was)\s", re.IGNORECASE)
+_PEOPLE = set("man men woman women person people speaker speakers boy boys girl girls guy guys lady ladies "
+              "gentleman child children kid kids baby husband wife brother sister father mother son daughter "
+              "friend friends neighbour neighbor host guest narrator reporter officer doctor teacher".split())
+
+
+def unfounded(question: str, answer: str, seen: list[str]) -> str | None:
+    """Why ``answer`` cannot be an answer to ``question`` from the knowledge ``seen``, or None: a
+    question asking for an amount, a length or a time ("How much money is wired?") answered with
+    no number nor word of amount or time ("To the European Central Bank."); a name asked of a
+    thing ("What is the name of the dog?") that no memory seen mentions (the model named whatever
+    it saw named). An answer saying it is not known is never unfounded."""
+    if SAYS_UNKNOWN.search(answer):
+        return None
+    if _AMOUNT.search(question) and not any(
+            w.isdigit() or w.lower() in _QUANTITY for w in _QUANTITY_WORD.findall(answer)):
+        return "an amount or a time was asked and the answer gives none"
+    m = _NAME_OF.search(question.rstrip("?. "))
+    if m:
+        thing = content_words(_NAME_ENDS.split(f" {m.group(1)} ", 1)[0])
+        said = {stem(w) for w in content_words(" ".join(seen))}
+        if thing and not _PEOPLE & set(thing) and not any(stem(w) in said for w in thing):
+            return f"the name of {' '.join(thing)} was asked and nothing seen mentions one"
+    return None
 
 
 def _speech(memories: list[str]) -> list[str | None]:

@@ -755,3 +755,25 @@ def test_who_a_quoted_line_is_said_to_is_the_name_it_addresses(tmp_path):
         assert Agent(mem, chat).ask("Who is told 'not afraid of the dark'?").answer == "Johnny"  # "Well" is no name
         chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
         assert Agent(mem, chat).ask("Who is told 'the meeting moved to friday'?").answer == "It is not known."
+
+
+def test_an_answer_of_another_kind_than_asked_says_it_is_not_known(memory):
+    """A small model answers what it can see: "How much does lunch cost?" with where lunch is, "What
+    is the name of the dog?" with the one name it was shown. An amount (or time) asked and none
+    given, or a thing's name asked when nothing shown mentions that thing, is not known, and the
+    round says why; an amount in words or digits, a time of day, a thing that is mentioned, a
+    person's name, stand; so does everything with the check off."""
+    def ask(question, said, **options):
+        return Agent(memory, ScriptedChat([f"Action: [Answer]\nContent: {said}"]), AgentOptions(**options)).ask(question)
+
+    a = ask("How much does lunch cost?", "Lunch is in the garden.")
+    assert a.answer == "The video does not say." and "amount" in a.rounds[-1].note
+    assert ask("How much does lunch cost?", "Lunch is in the garden.", answer_kinds=False).answer == \
+        "Lunch is in the garden."
+    for question, said in [("How much does lunch cost?", "Twelve euros."), ("How much does lunch cost?", "$25"),
+                           ("At what time is lunch?", "At noon."), ("How long is the meeting?", "All afternoon.")]:
+        assert ask(question, said).answer == said
+    a = ask("What is the name of the dog?", "The dog is Lily.")
+    assert a.answer == "The video does not say." and "dog" in a.rounds[-1].note
+    assert ask("What is the name of the password?", "Swordfish.").answer == "Swordfish."
+    assert ask("What is the name of the woman who knows the password?", "Lily.").answer == "Lily."
