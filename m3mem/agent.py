@@ -23,7 +23,9 @@ sentence of the clips shown ("What was everybody familiar with because of their 
 experiences?") is answered with the words of that sentence it leaves out when the model's answer
 is not from it (``m3mem.cloze``); which of two quoted lines is said first / last is read off the
 video's time line, and who a quoted line is said to off the name it addresses ("..., Mr. Cooper"),
-not asked of the model. Every action honours ``before_clip``.
+not asked of the model, and so is the name of a person's relative said beside theirs ("What is
+the name of Helen Cooper's husband?" over "I'm Helen Cooper, Harry's wife."). Every action
+honours ``before_clip``.
 A query must differ from the earlier ones: a repeated one means the model has nothing new to look
 for, so it is asked for its answer instead. A reply in no known form is taken as a search for the
 question itself. The last round must answer. Character
@@ -184,6 +186,11 @@ class Agent:
             if said:  # "What are the last words said in the video?": read off the time line
                 s.settled = (said, f"the sentence said {ends[0]} in the video" if not ends[1] else
                              f"the sentence said just {'before' if ends[1] < 0 else 'after'} the {ends[0]} words")
+            kin = navigation.asks_relation(question) if o.navigation and s.settled is None else None
+            said = navigation.relative(self.memory.graph, *kin, before_clip) if kin else None
+            if said:  # "What is the name of Helen Cooper's husband?" over "I'm Helen Cooper, Harry's wife."
+                s.show(s.rounds[-1], f"[Relation] CLIP_{said[1]}", [said[1]])
+                s.settled = (f"{said[0]}.", f"{kin[0]}'s {kin[1]}, as named in CLIP_{said[1]}")
             if cue:
                 anchor = f"CLIP_{ranked[0]}" if ranked else ""
                 s.rounds.append(Round(cue, anchor, "", note="time cue in the question"))

@@ -335,6 +335,55 @@ def addressee(graph: MemoryGraph, node: int, before_clip: int | None) -> str | N
     return None
 
 
+# the relations a question may ask a person's name by, each with the ones the other person has
+# back ("Helen's husband" is the man whose wife Helen is)
+_PARENT, _CHILD, _SIBLING = ("mother", "father", "mom", "mum", "dad"), ("son", "daughter"), ("brother", "sister")
+_RELATIONS = {"husband": ("wife",), "wife": ("husband",), "boyfriend": ("girlfriend",), "girlfriend": ("boyfriend",),
+              "fiance": ("fiancee",), "fiancee": ("fiance",), "partner": ("partner",), "friend": ("friend",),
+              **{r: _PARENT for r in _CHILD}, **{r: _CHILD for r in _PARENT}, **{r: _SIBLING for r in _SIBLING}}
+_ASKS_RELATION = re.compile(r"(?i:\b(?:name\s+of|who\s+is|who's|what\s+is|what's))\s+"
+                            r"((?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)'s\s+(" +
+                            "|".join(_RELATIONS) + r")\b")
+_TITLES = {"mr", "mrs", "ms", "miss", "dr"}
+_INTRO = r"(?:I'm|I\s+am|[Tt]his\s+is|[Mm]y\s+name\s+is|[Mm]eet)\s+"
+_NOT_PERSON = {"i", "the", "he", "she", "they", "we", "you", "it", "and", "but", "this", "that", "my", "his", "her"}
+
+
+def asks_relation(question: str) -> tuple[str, str] | None:
+    """(name, relation) when the question asks who a named person's relative is ("What is the
+    name of Helen Cooper's husband?" -> ("Helen Cooper", "husband")), else None."""
+    m = _ASKS_RELATION.search(question)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def relative(graph: MemoryGraph, name: str, relation: str, before_clip: int | None) -> tuple[str, int] | None:
+    """(the relative's name, the clip it is said in) when something said names ``name``'s
+    ``relation``, in time order: "I'm Helen Cooper, Harry's wife." / "Harry's wife, Helen" (the
+    relation back), "Helen's husband, Harry" / "Harry, Helen's husband" (the relation itself);
+    ``name`` may be said whole or by one of its names (a first name, a title and a surname). None
+    when nothing said does."""
+    parts = [name] + [w for w in re.split(r"[\s.]+", name) if len(w) > 2 and w.lower() not in _TITLES]
+    who = r"(?:[A-Z][a-z]+\s+)?(?:" + "|".join(re.escape(w) for w in sorted(set(parts), key=len, reverse=True)) + \
+        r")(?:\s+[A-Z][a-z]+)?"  # one of the names, with the other said beside it or not
+    back, rel, other = "(?:" + "|".join(_RELATIONS[relation]) + ")", relation, r"([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)"
+    patterns = [rf"{_INTRO}{who}[,.]?\s+{other}'s\s+{back}\b",  # "I'm Helen Cooper. Harry's wife."
+                rf"\b{who},\s+{other}'s\s+{back}\b",  # "Helen, Harry's wife"
+                rf"\b{other}'s\s+{back},\s+{who}\b",  # "Harry's wife, Helen"
+                rf"\b{who}'s\s+{rel},?\s+{other}\b",  # "Helen's husband, Harry"
+                rf"\b{other},\s+{who}'s\s+{rel}\b",  # "Harry, Helen's husband"
+                rf"{_INTRO}{other}[,.]?\s+{who}'s\s+{rel}\b"]  # "I'm Helen Cooper, Harry's wife." (Harry's wife)
+    clips = visible_clips(graph, before_clip)
+    for k, c in enumerate(clips):
+        said = _clip_sentences(graph, c)
+        text = " ".join(_joined(said, _clip_sentences(graph, clips[k + 1])[:1] if k + 1 < len(clips) else []))
+        for pattern in patterns:
+            for m in re.finditer(pattern, text):
+                first = m.group(1).split()[0].lower()
+                if first not in _NOT_NAMES and first not in _NOT_PERSON and m.group(1) not in parts:
+                    return m.group(1), c
+    return None
+
+
 def asks_later(question: str) -> bool:
     """Whether the question asks what happens later / again to someone it first points back to
     (to follow a person onward): "The woman who said 'X' earlier speaks again later: what does

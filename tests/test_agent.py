@@ -777,3 +777,29 @@ def test_an_answer_of_another_kind_than_asked_says_it_is_not_known(memory):
     assert a.answer == "The video does not say." and "dog" in a.rounds[-1].note
     assert ask("What is the name of the password?", "Swordfish.").answer == "Swordfish."
     assert ask("What is the name of the woman who knows the password?", "Lily.").answer == "Lily."
+
+
+def test_a_relatives_name_said_beside_a_persons_is_read_off_the_memory(tmp_path):
+    """"What is the name of Helen Cooper's husband?" over "I'm Helen Cooper." / "Harry's wife." (two
+    memories, as a transcript cuts them) is Harry, read off what was said, not asked of the model;
+    so is the relation the other way round and said in other orders ("Judy's brother, Tom"), by
+    a first name or a title and surname; a relation nobody names, or one said past before_clip,
+    is left to the model."""
+    rng = np.random.default_rng(0)
+    clips = [["Don't be afraid of me. I'm Helen Cooper.", "Harry's wife."],
+             ["The radio is on.", "Judy's brother, Tom, went upstairs."]]
+    with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
+        for c, lines in enumerate(clips):
+            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+                for line in lines:
+                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        chat = ScriptedChat([])
+        for question, name in [("What is the name of Helen Cooper's husband?", "Harry."),
+                               ("Who is Mrs. Cooper's husband?", "Harry."), ("Who is Harry's wife?", "Helen Cooper."),
+                               ("Who is Judy's brother?", "Tom."), ("What is the name of Tom's sister?", "Judy.")]:
+            a = Agent(mem, chat).ask(question)
+            assert a.answer == name and "as named in CLIP_" in a.rounds[-1].note
+        assert not chat.calls
+        chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."] * 2)
+        assert Agent(mem, chat).ask("Who is Helen Cooper's sister?").answer == "It is not known."
+        assert Agent(mem, chat).ask("Who is Judy's brother?", before_clip=1).answer == "It is not known."
