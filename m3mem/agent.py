@@ -390,6 +390,11 @@ class Agent:
                                            navigation.asked_kind(question))
             if said:
                 s.settled = (said, f"the sentence said just {step} the quoted words")
+        elif navigation.asks_speaker(question) and len(found) == 1:
+            # "Who says '...'?": the name known for the voice speaking that line, else the model's
+            name = navigation.speaker_name(g, next(iter(found)))
+            if name:
+                s.settled = (name, "the name of the person whose voice says the quoted line")
         elif navigation.asks_addressee(question) and len(found) == 1:
             # "Who is told '...'?": the name that line (or the next) addresses its listener by
             name = navigation.addressee(g, next(iter(found)), s.before)

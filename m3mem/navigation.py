@@ -384,6 +384,27 @@ def relative(graph: MemoryGraph, name: str, relation: str, before_clip: int | No
     return None
 
 
+# "Who says 'X'?", "What is the name of the woman who said 'X'?": who speaks the quoted line
+_ASKS_SPEAKER = re.compile(r"^\s*(?:who|what\s+is\s+the\s+name\s+of\s+the\s+(?:\w+\s+){1,2}?who)\s+(?:first\s+)?"
+                           r"(?:says?|said|asks?|asked|shouts?|shouted|yells?|yelled|mentions?|mentioned)\s*[,:]?\s*"
+                           "['\"\u201c\u2018]", re.IGNORECASE)
+
+
+def asks_speaker(question: str) -> bool:
+    """Whether the question asks who says the line it quotes ("Who says 'Johnny has the keys'?")."""
+    return _ASKS_SPEAKER.search(question) is not None
+
+
+def speaker_name(graph: MemoryGraph, node: int) -> str | None:
+    """The name known for the person whose voice speaks in ``node`` (a name fact about any face
+    or voice of their character), else None."""
+    names = graph.names()
+    for e in graph.texts[node].entities:
+        if e in graph.entities and graph.entities[e].kind == "voice" and graph.character_of(e) in names:
+            return names[graph.character_of(e)]
+    return None
+
+
 def asks_later(question: str) -> bool:
     """Whether the question asks what happens later / again to someone it first points back to
     (to follow a person onward): "The woman who said 'X' earlier speaks again later: what does

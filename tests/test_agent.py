@@ -803,3 +803,17 @@ def test_a_relatives_name_said_beside_a_persons_is_read_off_the_memory(tmp_path)
         chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."] * 2)
         assert Agent(mem, chat).ask("Who is Helen Cooper's sister?").answer == "It is not known."
         assert Agent(mem, chat).ask("Who is Judy's brother?", before_clip=1).answer == "It is not known."
+
+
+def test_who_says_a_quoted_line_is_the_name_known_for_its_voice(memory):
+    """"Who says 'the password is swordfish'?" is the name the memory knows for the voice saying
+    it (Lily), read off the memory, not asked of the model; a line whose speaker has no known name
+    is left to the model."""
+    chat = ScriptedChat([])
+    for question in ("Who says 'the password is swordfish'?",
+                     'What is the name of the woman who said, "the password is swordfish"?'):
+        a = Agent(memory, chat).ask(question)
+        assert a.answer == "Lily" and "voice says the quoted line" in a.rounds[-1].note
+    assert not chat.calls
+    chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."])
+    assert Agent(memory, chat).ask("Who says 'the train leaves at nine'?").answer == "It is not known."
