@@ -50,6 +50,14 @@ def memory(tmp_path):
     mem.close()
 
 
+def _say_lines(mem: Memory, clips: list[list[str]], rng) -> None:
+    """Clip c says ``clips[c]``'s lines, each in a voice of its own."""
+    for c, lines in enumerate(clips):
+        with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
+            for line in lines:
+                w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+
+
 def test_parse_action():
     assert parse_action("Action: [Search]\nContent: who is Lily") == ("search", "who is Lily")
     assert parse_action("Action: [Answer]\nContent: Paris.\nAction: [Search]") == ("answer", "Paris.")
@@ -675,10 +683,7 @@ def test_what_is_said_right_before_or_after_a_quoted_line_is_the_sentence_next_t
              ["the black market because of the war. Johnny asked me if I were afraid.",
               "And then a man walked up the", ], ["old road. I heard the siren wail."]]
     with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
-        for c, lines in enumerate(clips):
-            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
-                for line in lines:
-                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        _say_lines(mem, clips, rng)
         chat = ScriptedChat([])
         a = Agent(mem, chat).ask("What was said right before 'Johnny asked me if I were afraid'?")
         assert a.answer == "Everybody knew about the black market because of the war." and not chat.calls
@@ -714,10 +719,7 @@ def test_a_line_said_a_second_time_is_found_again_and_the_kind_of_line_asked_for
     clips = [["Stay here. I'll be down to take care of it."], ["I can take care of those two."],
              ["Keep tuned to your radio for instructions."], ["It is cold. I'll be down to take care of it."]]
     with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
-        for c, lines in enumerate(clips):
-            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
-                for line in lines:
-                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        _say_lines(mem, clips, rng)
         question = ("The man who says 'I'll be down to take care of it' says it a second time later. "
                     "What radio advice is heard just before that second time?")
         assert asks_repeat(question) and asked_kind(question) == {"radio", "advic"}
@@ -744,11 +746,8 @@ def test_who_a_quoted_line_is_said_to_is_the_name_it_addresses(tmp_path):
     nobody leaves the question to the model."""
     rng = np.random.default_rng(0)
     with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
-        for c, lines in enumerate([["I won't open this door again.", "I mean it, Mr. Cooper."],
-                                   ["Well, I'm not afraid of the dark, Johnny.", "the meeting moved to friday"]]):
-            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
-                for line in lines:
-                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        _say_lines(mem, [["I won't open this door again.", "I mean it, Mr. Cooper."],
+                         ["Well, I'm not afraid of the dark, Johnny.", "the meeting moved to friday"]], rng)
         chat = ScriptedChat([])
         a = Agent(mem, chat).ask("Who is told 'I won't open this door again'?")
         assert a.answer == "Mr. Cooper" and not chat.calls and "addresses" in a.rounds[-1].note
@@ -789,10 +788,7 @@ def test_a_relatives_name_said_beside_a_persons_is_read_off_the_memory(tmp_path)
     clips = [["Don't be afraid of me. I'm Helen Cooper.", "Harry's wife."],
              ["The radio is on.", "Judy's brother, Tom, went upstairs."]]
     with Memory.open(tmp_path / "m.m3mem", HashEmbedder(), create=True) as mem:
-        for c, lines in enumerate(clips):
-            with mem.clip(c, 30.0 * c, 30.0 * c + 30) as w:
-                for line in lines:
-                    w.add_text("episodic", f'<voice_{w.add_entity("voice", unit(rng, 8))}> says: "{line}"')
+        _say_lines(mem, clips, rng)
         chat = ScriptedChat([])
         for question, name in [("What is the name of Helen Cooper's husband?", "Harry."),
                                ("Who is Mrs. Cooper's husband?", "Harry."), ("Who is Harry's wife?", "Helen Cooper."),
