@@ -24,8 +24,10 @@ experiences?") is answered with the words of that sentence it leaves out when th
 is not from it (``m3mem.cloze``); which of two quoted lines is said first / last is read off the
 video's time line, and who a quoted line is said to off the name it addresses ("..., Mr. Cooper"),
 not asked of the model, and so is the name of a person's relative said beside theirs ("What is
-the name of Helen Cooper's husband?" over "I'm Helen Cooper, Harry's wife."). Every action
-honours ``before_clip``.
+the name of Helen Cooper's husband?" over "I'm Helen Cooper, Harry's wife.") and the name known
+for the voice saying a quoted line ("Who says '...'?"). An answer of another kind than asked
+(no amount to "how much", a thing's name when nothing shown mentions the thing) says it is not
+known (``unfounded``). Every action honours ``before_clip``.
 A query must differ from the earlier ones: a repeated one means the model has nothing new to look
 for, so it is asked for its answer instead. A reply in no known form is taken as a search for the
 question itself. The last round must answer. Character

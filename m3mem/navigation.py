@@ -343,7 +343,7 @@ _RELATIONS = {"husband": ("wife",), "wife": ("husband",), "boyfriend": ("girlfri
               **{r: _PARENT for r in _CHILD}, **{r: _CHILD for r in _PARENT}, **{r: _SIBLING for r in _SIBLING}}
 _ASKS_RELATION = re.compile(r"(?i:\b(?:name\s+of|who\s+is|who's|what\s+is|what's))\s+"
                             r"((?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)'s\s+(" +
-                            "|".join(_RELATIONS) + r")\b")
+                            "|".join(_RELATIONS) + r")(?:'s\s+name|\s+called|\s+named)?\s*[?.]?\s*$")
 _TITLES = {"mr", "mrs", "ms", "miss", "dr"}
 _INTRO = r"(?:I'm|I\s+am|[Tt]his\s+is|[Mm]y\s+name\s+is|[Mm]eet)\s+"
 _NOT_PERSON = {"i", "the", "he", "she", "they", "we", "you", "it", "and", "but", "this", "that", "my", "his", "her"}
@@ -351,7 +351,8 @@ _NOT_PERSON = {"i", "the", "he", "she", "they", "we", "you", "it", "and", "but",
 
 def asks_relation(question: str) -> tuple[str, str] | None:
     """(name, relation) when the question asks who a named person's relative is ("What is the
-    name of Helen Cooper's husband?" -> ("Helen Cooper", "husband")), else None."""
+    name of Helen Cooper's husband?" -> ("Helen Cooper", "husband"); "... husband called?"), else
+    None (not "What is Judy's brother carrying?")."""
     m = _ASKS_RELATION.search(question)
     return (m.group(1), m.group(2)) if m else None
 

@@ -783,7 +783,8 @@ def test_a_relatives_name_said_beside_a_persons_is_read_off_the_memory(tmp_path)
     memories, as a transcript cuts them) is Harry, read off what was said, not asked of the model;
     so is the relation the other way round and said in other orders ("Judy's brother, Tom"), by
     a first name or a title and surname; a relation nobody names, or one said past before_clip,
-    is left to the model."""
+    is left to the model, and so is a question about what the relative does."""
+    from m3mem.navigation import asks_relation
     rng = np.random.default_rng(0)
     clips = [["Don't be afraid of me. I'm Helen Cooper.", "Harry's wife."],
              ["The radio is on.", "Judy's brother, Tom, went upstairs."]]
@@ -799,6 +800,8 @@ def test_a_relatives_name_said_beside_a_persons_is_read_off_the_memory(tmp_path)
         chat = ScriptedChat(["Action: [Answer]\nContent: It is not known."] * 2)
         assert Agent(mem, chat).ask("Who is Helen Cooper's sister?").answer == "It is not known."
         assert Agent(mem, chat).ask("Who is Judy's brother?", before_clip=1).answer == "It is not known."
+        assert asks_relation("What is Helen Cooper's husband called?") == ("Helen Cooper", "husband")
+        assert asks_relation("What is Judy's brother carrying?") is None  # not a name asked
 
 
 def test_who_says_a_quoted_line_is_the_name_known_for_its_voice(memory):
