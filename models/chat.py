@@ -11,6 +11,7 @@ Messages are OpenAI-style dicts: {"role": "system" | "user" | "assistant", "cont
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -118,6 +119,73 @@ def _text(content) -> str:
     return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
 
 
+class ChatTokenizer:
+    """A local chat model's tokenizer: its ``tokenizer.json`` run by the ``tokenizers`` library,
+    its chat template rendered by transformers' own renderer (the same prompt, token for token,
+    as ``AutoTokenizer``). Loading it this way takes about 0.5 s against ``AutoTokenizer``'s 1.1 s,
+    which parses the JSON file again in Python; a folder without ``tokenizer.json`` goes through
+    ``AutoTokenizer`` once, for its template and its tokenizer converted to ``tokenizers``."""
+
+    SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+    def __init__(self, backend, template: str, special: dict[str, str]):
+        self.backend = backend  # a tokenizers.Tokenizer
+        self.template = template
+        self.special = special  # e.g. {"eos_token": "<|im_end|>"}: the template may read them
+        self.eos_id = self.token_id(special.get("eos_token"))
+        self.pad_id = self.token_id(special.get("pad_token"))
+        if self.pad_id is None:
+            self.pad_id = self.eos_id
+
+    @classmethod
+    def load(cls, path: Path) -> ChatTokenizer:
+        """Raises ValueError when the folder has no chat template."""
+        config_file = path / "tokenizer_config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        if (path / "tokenizer.json").is_file():
+            import tokenizers
+
+            backend = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+            template_file = path / "chat_template.jinja"
+            template = template_file.read_text() if template_file.is_file() else config.get("chat_template")
+            special = {k: _token_text(config.get(k)) for k in cls.SPECIAL}
+        else:
+            from transformers import AutoTokenizer
+
+            slow = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            backend, template = slow.backend_tokenizer, slow.chat_template
+            special = {k: _token_text(getattr(slow, k, None)) for k in cls.SPECIAL}
+        if isinstance(template, list):  # named templates: the default one
+            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+        if not isinstance(template, str):
+            raise ValueError("the tokenizer has no chat template")
+        return cls(backend, template, {k: v for k, v in special.items() if v})
+
+    def render(self, messages: list[dict]) -> str:
+        """The prompt for ``messages``, ending where the assistant's reply starts."""
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        rendered, _ = render_jinja_template([messages], chat_template=self.template,
+                                            add_generation_prompt=True, **self.special)
+        return rendered[0]
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.backend.decode(ids, skip_special_tokens=True)
+
+    def token_id(self, token: str | None) -> int | None:
+        return None if token is None else self.backend.token_to_id(token)
+
+
+def _token_text(token) -> str | None:
+    """A special token as written in a tokenizer config: a string or ``{"content": ...}``."""
+    if isinstance(token, dict):
+        token = token.get("content")
+    return token if isinstance(token, str) and token else None
+
+
 class TransformersChat:
     """A local causal LM with a chat template, from a checkpoint folder or a ``.gguf`` file.
     Greedy decoding by default; CUDA (float16) when present, else CPU (float32).
@@ -135,7 +203,7 @@ class TransformersChat:
         ``.gguf`` paths only). ``prefix_cache``: prompts whose keys/values are kept (0: none)."""
         try:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
         except ImportError as e:
             raise ImportError("local chat models need torch and transformers") from e
         path = Path(path)
@@ -153,13 +221,11 @@ class TransformersChat:
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         quiet_loading()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.tokenizer = ChatTokenizer.load(path)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
         except (OSError, ValueError) as e:
             raise ModelError(f"{path}: cannot load the chat model ({e})") from e
         self.model.to(self.device).eval()
-        if self.tokenizer.chat_template is None:
-            raise ModelError(f"{path}: the tokenizer has no chat template")
         self.name = name or path.name
         self.usage = Usage()
         self.prefix_cache = prefix_cache
@@ -181,17 +247,17 @@ class TransformersChat:
                   constraint=None) -> str:
         t = time.perf_counter()
         msgs = [{"role": m["role"], "content": _text(m["content"])} for m in messages]
-        prompt = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + prefix
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        tokens = ids["input_ids"][0].tolist()
+        tokens = self.tokenizer.encode(self.tokenizer.render(msgs) + prefix)
+        ids = self.torch.tensor([tokens], device=self.device)
         past, reused = self._reuse(tokens)
         sample = temperature > 0
         allowed = {"prefix_allowed_tokens_fn": constraint(len(tokens))} if constraint else {}
         with self.torch.inference_mode():
-            out = self.model.generate(**ids, max_new_tokens=max_tokens, do_sample=sample,
+            out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=max_tokens,
+                                      do_sample=sample,
                                       temperature=temperature if sample else None, top_p=None, top_k=None,
                                       past_key_values=past, return_dict_in_generate=True,
-                                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                                      pad_token_id=self.tokenizer.pad_id,
                                       **allowed)
         seq = out.sequences[0]
         if self.prefix_cache and out.past_key_values is not None:
@@ -203,7 +269,7 @@ class TransformersChat:
         self.usage.prompt_tokens += len(tokens)
         self.usage.reused_tokens += reused
         self.usage.completion_tokens += int(new.shape[0])
-        return (prefix + self.tokenizer.decode(new, skip_special_tokens=True)).strip()
+        return (prefix + self.tokenizer.decode(new.tolist())).strip()
 
     def _reuse(self, tokens: list[int]):
         """The kept cache sharing the longest token prefix with ``tokens``, cut to that prefix
@@ -235,9 +301,9 @@ class Quotation:
     space before it, and the spans it holds in double quotes once more on their own, so a
     quotation may start with a sentence's first word the way the model writes it after a colon."""
 
-    def __init__(self, tokenizer, sources: list[str], also: list[str], start: int):
+    def __init__(self, tokenizer: ChatTokenizer, sources: list[str], also: list[str], start: int):
         def encode(text: str) -> list[int]:
-            return tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
+            return tokenizer.encode(" " + text.strip())
 
         texts = [*sources, *(span for src in sources for span in _IN_QUOTES.findall(src))]
         self.seqs = [encode(t) for t in dict.fromkeys(texts) if t.strip()]
@@ -246,9 +312,10 @@ class Quotation:
         for i, seq in enumerate(self.seqs):
             for p, tok in enumerate(seq):
                 self.positions.setdefault(tok, []).append((i, p))
-        ends = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        self.ends = sorted(e for e in ends if isinstance(e, int) and e >= 0)
-        self.stop = tokenizer.convert_tokens_to_ids(".")
+        ends = {tokenizer.eos_id, tokenizer.token_id("<|im_end|>")}
+        self.ends = sorted(e for e in ends if e is not None)
+        stop = tokenizer.token_id(".")
+        self.closing = set(self.ends) | ({stop} if stop is not None else set())
         self.start = start
         self.first = sorted(set(self.positions) | {seq[0] for seq in self.whole})
 
@@ -261,7 +328,7 @@ class Quotation:
         nxt, may_end = self._next(said)
         if not nxt and not may_end:  # only a closing full stop can have led here
             return self.ends
-        return sorted(nxt | (set(self.ends) | {self.stop} if may_end else set()))
+        return sorted(nxt | (self.closing if may_end else set()))
 
     def _next(self, said: list[int]) -> tuple[set[int], bool]:
         """Tokens that continue ``said`` as a quotation, and whether it may end here (a passage

@@ -12,6 +12,7 @@ from m3mem.agent import ANSWER_PREFIX, Agent, AgentOptions, parse_action
 from m3mem.memory import Memory
 from m3mem.quoting import continuation
 from models.chat import ChatError, OpenAIChat
+from preprocessing.errors import ModelError
 from tests.conftest import HashEmbedder, unit
 from tests.openai_server import ScriptedServer
 
@@ -136,11 +137,12 @@ def test_served_model_over_a_real_socket_and_its_failure(memory):
 
 def _tiny_qwen(folder):
     """A tiny random Qwen2 checkpoint with a locally trained BPE tokenizer and a chat template."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
     specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>"]
     tok.train_from_iterator(["Action: [Search] Content: what is the password? the answer is swordfish"] * 50,
                             trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
@@ -154,6 +156,65 @@ def _tiny_qwen(folder):
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                       eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
     Qwen2ForCausalLM(cfg).save_pretrained(folder)
+
+
+_PROMPTS = [
+    [{"role": "system", "content": "You answer questions.\nAction: [Search] or [Answer]"},
+     {"role": "user", "content": 'Question: what is the password?\n<character_1> says at 00:03: "swordfish"'}],
+    [{"role": "user", "content": "Café — naïve 東京 \t tabs  and  spaces <|im_start|> inside"}],
+    [{"role": "system", "content": ""}, {"role": "assistant", "content": "the answer is"},
+     {"role": "user", "content": "what is the password? the answer"}],
+]
+
+
+def _same_as_auto_tokenizer(folder):
+    """ChatTokenizer renders, encodes and decodes as transformers' AutoTokenizer does."""
+    from transformers import AutoTokenizer
+
+    from models.chat import ChatTokenizer
+
+    ours, auto = ChatTokenizer.load(folder), AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    for messages in _PROMPTS:
+        prompt = ours.render(messages)
+        assert prompt == auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = ours.encode(prompt + "Content:")
+        assert ids == auto(prompt + "Content:", add_special_tokens=False)["input_ids"]
+        assert ours.decode(ids) == auto.decode(ids, skip_special_tokens=True)
+    assert (ours.eos_id, ours.pad_id) == (auto.eos_token_id, auto.pad_token_id)
+    assert ours.token_id(".") == auto.convert_tokens_to_ids(".") and ours.token_id(None) is None
+
+
+def test_chat_tokenizer_matches_transformers(tmp_path):
+    _tiny_qwen(tmp_path / "tiny")
+    _same_as_auto_tokenizer(tmp_path / "tiny")
+
+
+@pytest.mark.slow
+def test_chat_tokenizer_matches_transformers_on_the_offline_model():
+    from m3mem.config import cache_root
+    from models.gguf import offline_checkpoint
+
+    _same_as_auto_tokenizer(offline_checkpoint(cache_root()))
+
+
+def test_chat_tokenizer_without_tokenizer_json_or_template(tmp_path):
+    """A folder with only the vocabulary and merges files loads through AutoTokenizer; a folder
+    without a chat template is refused, naming the folder."""
+    from tokenizers import Tokenizer
+
+    from models.chat import ChatTokenizer, TransformersChat
+
+    folder = tmp_path / "tiny"
+    _tiny_qwen(folder)
+    Tokenizer.from_file(str(folder / "tokenizer.json")).model.save(str(folder))  # vocab.json, merges.txt
+    (folder / "tokenizer.json").unlink()
+    tok = ChatTokenizer.load(folder)
+    prompt = tok.render([{"role": "user", "content": "what is the password?"}])
+    assert prompt.endswith("<|im_start|>assistant\n") and tok.eos_id == tok.token_id("<|im_end|>") is not None
+    assert tok.decode(tok.encode("what is the password?")) == "what is the password?"
+    (folder / "chat_template.jinja").unlink()
+    with pytest.raises(ModelError, match=f"{folder}.*no chat template"):
+        TransformersChat(folder, device="cpu")
 
 
 def test_local_transformers_checkpoint_runs_the_loop(memory, tmp_path):
