@@ -139,13 +139,16 @@ class ChatTokenizer:
 
     @classmethod
     def load(cls, path: Path) -> ChatTokenizer:
-        """Raises ValueError when the folder has no chat template."""
+        """Raises ValueError when the folder has no chat template or an unreadable tokenizer."""
         config_file = path / "tokenizer_config.json"
         config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         if (path / "tokenizer.json").is_file():
             import tokenizers
 
-            backend = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+            try:
+                backend = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+            except Exception as e:  # the Rust library raises a bare Exception for a file it cannot read
+                raise ValueError(f"tokenizer.json: {e}") from e
             template_file = path / "chat_template.jinja"
             template = template_file.read_text() if template_file.is_file() else config.get("chat_template")
             special = {k: _token_text(config.get(k)) for k in cls.SPECIAL}

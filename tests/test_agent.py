@@ -199,7 +199,7 @@ def test_chat_tokenizer_matches_transformers_on_the_offline_model():
 
 def test_chat_tokenizer_without_tokenizer_json_or_template(tmp_path):
     """A folder with only the vocabulary and merges files loads through AutoTokenizer; a folder
-    without a chat template is refused, naming the folder."""
+    without a chat template, or with a broken tokenizer.json, is refused, naming the folder."""
     from tokenizers import Tokenizer
 
     from models.chat import ChatTokenizer, TransformersChat
@@ -214,6 +214,9 @@ def test_chat_tokenizer_without_tokenizer_json_or_template(tmp_path):
     assert tok.decode(tok.encode("what is the password?")) == "what is the password?"
     (folder / "chat_template.jinja").unlink()
     with pytest.raises(ModelError, match=f"{folder}.*no chat template"):
+        TransformersChat(folder, device="cpu")
+    (folder / "tokenizer.json").write_text('{"version": "1.0", "model": ')  # cut short
+    with pytest.raises(ModelError, match=f"{folder}.*tokenizer.json"):
         TransformersChat(folder, device="cpu")
 
 
