@@ -140,11 +140,11 @@ class ChatTokenizer:
     @classmethod
     def load(cls, path: Path) -> ChatTokenizer:
         """Raises ValueError when the folder has no chat template or an unreadable tokenizer."""
-        config_file = path / "tokenizer_config.json"
-        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         if (path / "tokenizer.json").is_file():
             import tokenizers
 
+            config_file = path / "tokenizer_config.json"
+            config = json.loads(config_file.read_text()) if config_file.is_file() else {}
             try:
                 backend = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
             except Exception as e:  # the Rust library raises a bare Exception for a file it cannot read
@@ -155,9 +155,9 @@ class ChatTokenizer:
         else:
             from transformers import AutoTokenizer
 
-            slow = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            backend, template = slow.backend_tokenizer, slow.chat_template
-            special = {k: _token_text(getattr(slow, k, None)) for k in cls.SPECIAL}
+            auto = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            backend, template = auto.backend_tokenizer, auto.chat_template
+            special = {k: _token_text(getattr(auto, k, None)) for k in cls.SPECIAL}
         if isinstance(template, list):  # named templates: the default one
             template = next((t.get("template") for t in template if t.get("name") == "default"), None)
         if not isinstance(template, str):
